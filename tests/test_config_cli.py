@@ -1,0 +1,141 @@
+"""Recipe loading (defaults, overrides, errors) and the command line's error handling."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from conftest import RECIPES
+from mmrouter.cli import main
+from mmrouter.config import (EvalConfig, LoraSettings, RecipeConfig, RouterModelConfig, SplitConfig, TrainConfig,
+                             load_recipe, to_plain)
+from mmrouter.errors import ConfigError
+
+DEFAULT = RECIPES / "default.yaml"
+
+
+def test_default_recipe_and_defaults():
+    config, folder = load_recipe(DEFAULT)
+    assert isinstance(config, RecipeConfig)
+    assert folder == RECIPES.resolve()
+    assert config.name == "default" and config.zoo == "../zoo_specs/mmlu_pro_small.yaml"
+    assert (folder / config.zoo).resolve() == (RECIPES.parent / "zoo_specs" / "mmlu_pro_small.yaml").resolve()
+    # set by the recipe
+    assert config.train.stage2_steps == 120 and config.model.max_instruction_tokens == 64
+    # not in the recipe: dataclass defaults
+    assert config.train.lr_connector == 1e-3 and config.train.group_size == 4
+    assert config.model.llm_path == "packaged:SmolLM2-135M-Instruct"
+    assert config.model.llm_lora == LoraSettings(target_modules=["q_proj", "k_proj", "v_proj", "o_proj"])
+    assert config.precision == "bf16" and config.eval.batch_size == 8
+    assert isinstance(config.train, TrainConfig) and isinstance(config.model, RouterModelConfig)
+    assert to_plain(config)["train"]["stage2_steps"] == 120
+
+
+def test_minimal_recipe_gets_all_defaults(tmp_path):
+    recipe = tmp_path / "mini.yaml"
+    recipe.write_text("name: mini\nzoo: zoo.yaml\n")
+    config, folder = load_recipe(recipe)
+    assert folder == tmp_path.resolve()
+    assert config.split == SplitConfig() and config.train == TrainConfig() and config.eval == EvalConfig()
+    assert config.model == RouterModelConfig() and config.seed == 0 and config.output_dir == "runs"
+
+
+def test_overrides():
+    config, _ = load_recipe(DEFAULT, ["train.stage2_steps=5", "seed=3", "model.llm_lora.r=2", "precision='no'",
+                                      "train.lr_llm=0.5"])
+    assert config.train.stage2_steps == 5 and config.seed == 3 and config.model.llm_lora.r == 2
+    assert config.precision == "no" and config.train.lr_llm == 0.5
+    assert config.train.stage1_steps == 30  # untouched recipe value
+    # overrides are applied on top of the recipe file, later ones win
+    config, _ = load_recipe(DEFAULT, ["train.stage2_steps=5", "train.stage2_steps=7"])
+    assert config.train.stage2_steps == 7
+
+
+@pytest.mark.parametrize("overrides, needle", [
+    (["train.stage3_steps=1"], "stage3_steps"),
+    (["nonsense=1"], "nonsense"),
+    (["train.stage2_steps=many"], "many"),
+    (["seed=[1, 2]"], "seed"),
+])
+def test_unknown_key_and_wrong_type_name_the_recipe(overrides, needle):
+    with pytest.raises(ConfigError) as caught:
+        load_recipe(DEFAULT, overrides)
+    message = str(caught.value)
+    assert str(DEFAULT) in message and needle in message
+    assert "mmrouter/config.py" in message
+
+
+def test_unknown_key_in_recipe_file(tmp_path):
+    recipe = tmp_path / "typo.yaml"
+    recipe.write_text("name: t\nzoo: z.yaml\ntrain:\n  stage_2_steps: 10\n")
+    with pytest.raises(ConfigError, match="stage_2_steps") as caught:
+        load_recipe(recipe)
+    assert str(recipe) in str(caught.value)
+
+
+def test_missing_required_and_bad_yaml(tmp_path):
+    recipe = tmp_path / "noname.yaml"
+    recipe.write_text("zoo: z.yaml\n")
+    with pytest.raises(ConfigError, match="name") as caught:
+        load_recipe(recipe)
+    assert str(recipe) in str(caught.value)
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("name: [unclosed\n")
+    with pytest.raises(ConfigError) as caught:
+        load_recipe(broken)
+    assert str(broken) in str(caught.value)
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_recipe(tmp_path / "absent.yaml")
+
+
+@pytest.mark.parametrize("override, needle", [
+    ("eval.perturbations=0", "perturbations"),
+    ("precision=fp8", "precision"),
+    ("train.batch_size=1", "batch_size"),
+    ("train.rotate_options_prob=1.5", "rotate_options_prob"),
+    ("split.test_size=0", "split sizes"),
+    ("aptitude.max_keywords=6", "max_keywords"),
+    ("model.max_instruction_tokens=4", "max_instruction_tokens"),
+])
+def test_invalid_values(override, needle):
+    with pytest.raises(ConfigError, match=needle):
+        load_recipe(DEFAULT, [override])
+
+
+# -- command line ----------------------------------------------------------------------------------------------------
+def test_cli_route_missing_router(capsys):
+    assert main(["route", "--router", "/nonexistent", "hi"]) == 2
+    captured = capsys.readouterr()
+    assert captured.err.startswith("mmrouter: error: ")
+    assert "/nonexistent" in captured.err and "does not exist" in captured.err
+    assert "Traceback" not in captured.err
+    assert captured.out == ""
+
+
+def test_cli_run_bad_recipe(capsys, tmp_path):
+    assert main(["run", str(tmp_path / "nope.yaml")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert main(["run", str(DEFAULT), "train.bogus=1"]) == 2
+    assert "bogus" in capsys.readouterr().err
+
+
+def test_cli_route_with_saved_router(capsys, saved_router, tmp_path):
+    assert main(["route", "--router", str(saved_router), "--json", "What is the derivative of x^3?"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    candidates = json.loads((saved_router / "config.json").read_text())["candidates"]
+    assert result["model"] in candidates and list(result["scores"]) == candidates
+    assert result["model"] == max(result["scores"], key=result["scores"].get)
+    assert main(["route", "--router", str(saved_router), "What is the derivative of x^3?"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"chosen: {result['model']}\n") and all(name in out for name in candidates)
+    missing = tmp_path / "gone.png"
+    assert main(["route", "--router", str(saved_router), "--image", str(missing), "describe"]) == 2
+    assert str(missing) in capsys.readouterr().err
+
+
+def test_cli_usage_errors(capsys):
+    with pytest.raises(SystemExit) as caught:
+        main(["route", "hi"])  # --router is required
+    assert caught.value.code == 2
+    assert "--router" in capsys.readouterr().err
