@@ -52,6 +52,7 @@ class RouterModelConfig:
     encoder_path: str = field(default="packaged:all-MiniLM-L6-v2", metadata={"help": "encoder weights: local folder or packaged:NAME"})
     encoder_max_tokens: int = field(default=128, metadata={"help": "encoder truncation length"})
     llm_path: str = field(default="packaged:SmolLM2-135M-Instruct", metadata={"help": "router LLM: local folder or packaged:NAME"})
+    llm_layers: int = field(default=0, metadata={"help": "keep only the LLM's first N decoder layers (a speed knob for CPUs); 0 = all"})
     max_instruction_tokens: int = field(default=80, metadata={"help": "LLM tokens kept from each instruction"})
     tasks_in_context: int = field(default=3, metadata={"help": "aptitude tasks (most related to the instruction) shown per candidate; 0 = all"})
     llm_lora: LoraSettings = field(default_factory=lambda: LoraSettings(target_modules=["q_proj", "k_proj", "v_proj", "o_proj"]))
@@ -60,6 +61,8 @@ class RouterModelConfig:
     def __post_init__(self):
         if self.max_instruction_tokens < 8 or self.tasks_in_context < 0 or self.encoder_max_tokens < 8:
             raise ConfigError("model.max_instruction_tokens and encoder_max_tokens must be >= 8, tasks_in_context >= 0")
+        if self.llm_layers < 0:
+            raise ConfigError("model.llm_layers must be >= 0 (0 keeps every layer)")
 
 
 @dataclass
@@ -102,7 +105,7 @@ class RecipeConfig:
     output_dir: str = field(default="runs", metadata={"help": "where run folders go, relative to the current folder"})
     seed: int = 0
     threads: int = field(default=0, metadata={"help": "torch CPU threads; 0 = torch's default"})
-    precision: str = field(default="bf16", metadata={"help": "bf16 (autocast; about 2x faster on CPUs with bf16 units and on GPUs) or no"})
+    precision: str = field(default="auto", metadata={"help": "auto (bf16 where the hardware has bf16 units, else float32), bf16 or no (float32)"})
     split: SplitConfig = field(default_factory=SplitConfig)
     aptitude: AptitudeConfig = field(default_factory=AptitudeConfig)
     model: RouterModelConfig = field(default_factory=RouterModelConfig)
@@ -110,8 +113,8 @@ class RecipeConfig:
     eval: EvalConfig = field(default_factory=EvalConfig)
 
     def __post_init__(self):
-        if self.precision not in ("bf16", "no"):
-            raise ConfigError(f"precision must be 'bf16' or 'no', got {self.precision!r}")
+        if self.precision not in ("auto", "bf16", "no"):
+            raise ConfigError(f"precision must be 'auto', 'bf16' or 'no', got {self.precision!r}")
 
 
 def load_recipe(path: str | Path, overrides: list[str] | None = None) -> tuple[RecipeConfig, Path]:

@@ -38,6 +38,18 @@ def _lora_config(settings: LoraSettings, task_type=None):
                       target_modules=list(settings.target_modules) or None, task_type=task_type)
 
 
+def truncate_layers(llm, keep: int) -> None:
+    """Keep the first ``keep`` decoder layers (0 = all): the router reads a score off hidden states, and on a CPU
+    the forward pass costs time in proportion to depth."""
+    layers = llm.get_decoder().layers
+    if keep <= 0 or keep >= len(layers):
+        return
+    llm.get_decoder().layers = layers[:keep]
+    llm.config.num_hidden_layers = keep
+    if getattr(llm.config, "layer_types", None):
+        llm.config.layer_types = llm.config.layer_types[:keep]
+
+
 @dataclass
 class PackedBatch:
     inputs_embeds: torch.Tensor  # [B, L, H]
@@ -67,6 +79,7 @@ class RouterModel(nn.Module):
         llm_folder = resolve_model_path(config.llm_path)
         self.tokenizer = AutoTokenizer.from_pretrained(llm_folder)
         base_llm = AutoModelForCausalLM.from_pretrained(llm_folder, dtype=torch.float32)
+        truncate_layers(base_llm, config.llm_layers)
         if llm_adapter:
             self.llm = PeftModel.from_pretrained(base_llm, llm_adapter, is_trainable=True)
         else:
