@@ -44,6 +44,11 @@ class LoraSettings:
     alpha: int = field(default=16, metadata={"help": "LoRA scaling numerator"})
     dropout: float = field(default=0.0, metadata={"help": "LoRA dropout"})
     target_modules: list[str] = field(default_factory=list, metadata={"help": "module names to adapt; empty = model default"})
+    layers: list[int] = field(default_factory=list, metadata={"help": "layer indices to adapt (peft layers_to_transform); empty = all. Adapting only the top layers of the encoder stops its backward pass early"})
+
+    def __post_init__(self):
+        if self.r < 1 or self.alpha <= 0 or not 0.0 <= self.dropout < 1.0 or any(i < 0 for i in self.layers):
+            raise ConfigError("LoRA settings: r >= 1, alpha > 0, dropout in [0, 1), layer indices >= 0")
 
 
 @dataclass

@@ -35,7 +35,8 @@ def _lora_config(settings: LoraSettings, task_type=None):
     from peft import LoraConfig
 
     return LoraConfig(r=settings.r, lora_alpha=settings.alpha, lora_dropout=settings.dropout,
-                      target_modules=list(settings.target_modules) or None, task_type=task_type)
+                      target_modules=list(settings.target_modules) or None, task_type=task_type,
+                      layers_to_transform=list(settings.layers) or None)
 
 
 def truncate_layers(llm, keep: int) -> None:
