@@ -32,8 +32,8 @@ def main() -> None:
         if not args.warm:
             env["MMROUTER_CACHE"] = str(Path(scratch) / "cache")
         output = Path(scratch) / "runs"
-        command = [str(Path(sys.executable).parent / "mmrouter"), "run", str(ROOT / "recipes" / "default.yaml"),
-                   "--no-progress", f"output_dir={output}", *args.overrides]
+        command = [str(Path(sys.executable).parent / "mmrouter"), "run", "--no-progress",
+                   str(ROOT / "recipes" / "default.yaml"), f"output_dir={output}", *args.overrides]
         start = time.perf_counter()
         completed = subprocess.run(command, env=env, cwd=ROOT)
         wall = time.perf_counter() - start

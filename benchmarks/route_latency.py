@@ -7,7 +7,9 @@ MMLU-Pro aptitude results of 24 models, then times, on real test questions:
   - the naive way for N = 5: N full sequences, each repeating the instruction.
 Latency does not depend on training, so an untrained router is used unless --router DIR is given.
 
-    .venv/bin/python benchmarks/route_latency.py [--router runs/default/router] [--repeats 20]
+The untrained router uses the model settings of recipes/default.yaml (--llm-layers 0 keeps all 30 LLM layers).
+
+    .venv/bin/python benchmarks/route_latency.py [--router runs/default/router] [--llm-layers N] [--repeats 20]
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ import torch
 
 from mmrouter.aptitude import select_aptitude_test
 from mmrouter.capability import capability_representation
-from mmrouter.config import RouterModelConfig
+from mmrouter.config import load_recipe
+from mmrouter.recipe import resolve_precision
 from mmrouter.instructions import question_instruction
 from mmrouter.model import RouterModel
 from mmrouter.model_sat import ModelSATRouter, build_segments, related_tasks, segment_indices
@@ -49,6 +52,7 @@ def main() -> None:
     parser.add_argument("--router", default=None, help="a trained router folder (default: untrained, same cost)")
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--questions", type=int, default=5, help="real test questions to average over")
+    parser.add_argument("--llm-layers", type=int, default=None, help="override model.llm_layers (0 = all layers)")
     args = parser.parse_args()
     torch.manual_seed(0)
 
@@ -62,8 +66,12 @@ def main() -> None:
         router = ModelSATRouter.from_pretrained(args.router)
         model = router.model
     else:
-        model = RouterModel(RouterModelConfig(max_instruction_tokens=64)).eval()
-        router = ModelSATRouter(model, test, capabilities[:5], perturbations=2, autocast_dtype=torch.bfloat16)
+        overrides = [] if args.llm_layers is None else [f"model.llm_layers={args.llm_layers}"]
+        recipe, _ = load_recipe(ROOT / "recipes" / "default.yaml", overrides)
+        model = RouterModel(recipe.model).eval()
+        autocast_dtype = torch.bfloat16 if resolve_precision(recipe.precision) == "bf16" else None
+        router = ModelSATRouter(model, test, capabilities[:5], perturbations=recipe.eval.perturbations,
+                                autocast_dtype=autocast_dtype)
     autocast = router.autocast_dtype
     instructions = [question_instruction(zoo.questions[i]) for i in split.test[:args.questions]]
     backbone = model.llm.get_base_model().model
@@ -90,7 +98,8 @@ def main() -> None:
 
     prefix_tokens = np.mean([len(model.instruction_ids(i.text)) for i in instructions])
     plain = per_question(plain_forward)
-    print(f"router LLM: {model.config.llm_path}, precision: {autocast or 'float32'}, threads: {torch.get_num_threads()}, "
+    layers = model.llm.get_base_model().config.num_hidden_layers
+    print(f"router LLM: {model.config.llm_path} ({layers} layers), precision: {autocast or 'float32'}, threads: {torch.get_num_threads()}, "
           f"perturbations: {router.perturbations}, tasks in context: {model.config.tasks_in_context}")
     print(f"instruction prompt: {prefix_tokens:.0f} tokens on average over {len(instructions)} real MMLU-Pro questions")
     print(f"one plain forward pass over the instruction : {1000 * plain:7.1f} ms  (1.00x)")

@@ -17,6 +17,8 @@ def _run(args) -> int:
 
     config, recipe_dir = load_recipe(args.recipe, args.overrides)
     result = run_recipe(config, recipe_dir, progress=not args.no_progress)
+    if result.folder is None:  # a non-main process of `accelerate launch`
+        return 0
     print(short_table(result.report))
     print(f"run folder: {result.folder}")
     return 0
@@ -51,7 +53,15 @@ def main(argv: list[str] | None = None) -> int:
     route_parser.add_argument("--json", action="store_true", help="print JSON")
     route_parser.add_argument("text", help="the instruction")
     route_parser.set_defaults(handler=_route)
-    args = parser.parse_args(argv)
+    # argparse cannot take `--flag` between two positional lists (`run RECIPE --no-progress key=value`): collect
+    # the stray key=value words as overrides instead of rejecting them.
+    args, extra = parser.parse_known_args(argv)
+    stray = [word for word in extra if args.command == "run" and "=" in word and not word.startswith("-")]
+    unknown = [word for word in extra if word not in stray]
+    if unknown:
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    if stray:
+        args.overrides = list(args.overrides) + stray
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     for noisy in ("httpx", "urllib3", "filelock"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -96,7 +96,8 @@ def embed_texts(encoder: CapabilityEncoder, texts: list[str], cache: EmbeddingCa
         starts = range(0, len(todo), batch_size)
         for start in tqdm(starts, desc="embedding texts", disable=not progress, unit="batch"):
             chunk = todo[start:start + batch_size]
-            with torch.autocast("cpu", dtype=autocast_dtype, enabled=autocast_dtype is not None):
+            device_type = next(encoder.parameters()).device.type
+            with torch.autocast(device_type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
                 out = encoder.encode_text(chunk).float().cpu().numpy()
             fresh.update(zip(chunk, out))
         encoder.train(was_training)

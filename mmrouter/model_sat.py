@@ -41,7 +41,7 @@ def related_tasks(instruction_embeddings: torch.Tensor, task_embeddings: torch.T
     n_tasks = task_embeddings.shape[0]
     if count <= 0 or count >= n_tasks:
         return torch.arange(n_tasks).expand(instruction_embeddings.shape[0], -1)
-    similarity = instruction_embeddings.float() @ task_embeddings.float().T
+    similarity = instruction_embeddings.float().cpu() @ task_embeddings.float().cpu().T
     return similarity.topk(count, dim=1).indices
 
 
@@ -146,8 +146,8 @@ class ModelSATRouter(Router):
             indices = segment_indices(related, self._orders(len(chunk), related.shape[1], start))
             segments = build_segments(table, indices)
             prefixes = [self.model.instruction_ids(i.text) for i in chunk]
-            with torch.autocast("cpu", dtype=self.autocast_dtype, enabled=self.autocast_dtype is not None):
-                logits = self.model.score(prefixes, segments).float()
+            with torch.autocast(table.device.type, dtype=self.autocast_dtype, enabled=self.autocast_dtype is not None):
+                logits = self.model.score(prefixes, segments).float().cpu()
             probabilities = torch.sigmoid(logits).reshape(len(chunk), len(self.candidates), self.perturbations)
             out[start:start + len(chunk)] = probabilities.mean(-1).numpy()
         return out

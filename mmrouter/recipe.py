@@ -33,7 +33,7 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class RunResult:
-    folder: Path
+    folder: Path | None  # None on non-main processes of a multi-process launch
     report: dict
 
 
@@ -99,6 +99,11 @@ def run_recipe(config: RecipeConfig, recipe_dir: Path, progress: bool = True) ->
                            config.train, tasks_in_context=config.model.tasks_in_context, seed=config.seed,
                            mixed_precision=precision, progress=progress)
     lap("training")
+    from accelerate import PartialState
+
+    if not PartialState().is_main_process:
+        # Under `accelerate launch` every process trains its share; only the main one evaluates and writes.
+        return RunResult(None, {})
 
     router = ModelSATRouter(model, aptitude, capabilities, perturbations=config.eval.perturbations, seed=config.seed,
                             batch_size=config.eval.batch_size, autocast_dtype=_autocast_dtype(precision))

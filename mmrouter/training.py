@@ -101,13 +101,19 @@ def train_router(model: RouterModel, data: TrainingData, config: TrainConfig, *,
     from accelerate.utils import set_seed
     from tqdm.auto import tqdm
 
-    accelerator = Accelerator(mixed_precision=mixed_precision, cpu=not torch.cuda.is_available())
-    set_seed(seed)
-    rng = np.random.default_rng(seed + accelerator.process_index)
-    generator = torch.Generator().manual_seed(seed + accelerator.process_index)
     n_questions, n_candidates = data.scores.shape
     if n_questions < config.batch_size:
         raise ValueError(f"training needs at least train.batch_size={config.batch_size} questions, got {n_questions}")
+    if mixed_precision not in ("no", "bf16"):
+        raise ValueError(f"mixed_precision must be 'no' or 'bf16', got {mixed_precision!r}")
+    # accelerate keeps one process-wide state that refuses a second, different mixed_precision; autocast is applied
+    # here instead, so several trainings with different precisions can run in one process (tests, notebooks).
+    accelerator = Accelerator(cpu=not torch.cuda.is_available())
+    autocast = lambda: torch.autocast(accelerator.device.type, dtype=torch.bfloat16,  # noqa: E731
+                                      enabled=mixed_precision == "bf16")
+    set_seed(seed)
+    rng = np.random.default_rng(seed + accelerator.process_index)
+    generator = torch.Generator().manual_seed(seed + accelerator.process_index)
     labels_all = torch.as_tensor(data.scores, dtype=torch.float32)
     question_weights_all = torch.as_tensor(question_disagreement(data.scores) + 0.5, dtype=torch.float32)
     candidate_weights = torch.as_tensor(model_weights(data.scores, config.model_weighting), dtype=torch.float32)
@@ -147,14 +153,15 @@ def train_router(model: RouterModel, data: TrainingData, config: TrainConfig, *,
             orders = torch.stack([torch.randperm(related.shape[1], generator=generator) for _ in batch])[:, None, :]
             indices = remap[segment_indices(related, orders)]
             if stage == 1:
-                frozen = frozen_table.reshape(n_candidates, -1, frozen_table.shape[-1])[:, rows].reshape(-1, frozen_table.shape[-1])
+                frozen = frozen_table.reshape(n_candidates, -1, frozen_table.shape[-1])[:, rows].reshape(
+                    -1, frozen_table.shape[-1]).to(accelerator.device)
                 lines = None
             else:
                 frozen = None
                 lines = [lines_table[n][r] for n in range(n_candidates) for r in rows.tolist()]
-            with accelerator.autocast():
-                logits = wrapped(prefixes, lines, frozen, indices, n_candidates)
-            logits = logits.float()
+            with autocast():
+                logits = wrapped(prefixes, lines, frozen, indices.to(accelerator.device), n_candidates)
+            logits = logits.float().cpu()  # a few numbers per step: the losses are computed on the CPU
             targets = labels_all[batch]
             question_weights = question_weights_all[batch]
             group = group_contrastive_loss(logits, targets, question_weights, candidate_weights, config.group_size, generator)

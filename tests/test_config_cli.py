@@ -101,6 +101,9 @@ def test_missing_required_and_bad_yaml(tmp_path):
     ("split.test_size=0", "split sizes"),
     ("aptitude.max_keywords=6", "max_keywords"),
     ("model.max_instruction_tokens=4", "max_instruction_tokens"),
+    ("model.llm_layers=-1", "llm_layers"),
+    ("model.encoder_lora.r=0", "LoRA settings"),
+    ("model.encoder_lora.layers=[-1]", "layer indices"),
 ])
 def test_invalid_values(override, needle):
     with pytest.raises(ConfigError, match=needle):
@@ -143,3 +146,29 @@ def test_cli_usage_errors(capsys):
         main(["route", "hi"])  # --router is required
     assert caught.value.code == 2
     assert "--router" in capsys.readouterr().err
+
+
+def test_precision_auto_resolves_to_what_the_hardware_runs_fast():
+    import torch
+
+    from mmrouter.recipe import resolve_precision
+
+    assert resolve_precision("no") == "no" and resolve_precision("bf16") == "bf16"
+    expected = "bf16" if (torch.cuda.is_available() and torch.cuda.is_bf16_supported()) or (
+        not torch.cuda.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()) else "no"
+    assert resolve_precision("auto") == expected
+
+
+def test_cli_run_takes_overrides_after_flags(monkeypatch, capsys):
+    seen = {}
+
+    def fake_load(path, overrides):
+        seen["overrides"] = overrides
+        raise ConfigError("stop here")
+
+    monkeypatch.setattr("mmrouter.config.load_recipe", fake_load)
+    assert main(["run", str(DEFAULT), "--no-progress", "seed=3", "train.stage2_steps=1"]) == 2
+    assert seen["overrides"] == ["seed=3", "train.stage2_steps=1"]
+    assert "stop here" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["run", str(DEFAULT), "--bogus-flag"])

@@ -234,3 +234,34 @@ def test_base_text_embeddings_ignore_the_adapter(make_router_model):
     with torch.no_grad():
         adapted = tuned.encoder.encode_text(texts)
     assert (adapted - base).abs().max() > 1e-4
+
+
+def test_llm_layers_keeps_the_first_layers(tiny_config, make_router_model):
+    from dataclasses import replace
+
+    full = make_router_model(seed=0, lora=True)
+    short = make_router_model(seed=0, lora=True, config=replace(tiny_config, llm_layers=1))
+    assert len(full.llm.get_base_model().model.layers) == 2
+    assert len(short.llm.get_base_model().model.layers) == 1
+    assert short.llm.get_base_model().config.num_hidden_layers == 1
+    # the kept layer is the original first layer, LoRA included
+    torch.testing.assert_close(short.llm.get_base_model().model.layers[0].mlp.up_proj.weight,
+                               full.llm.get_base_model().model.layers[0].mlp.up_proj.weight)
+    prefixes = [short.instruction_ids(INSTRUCTIONS[0])]
+    segments = torch.randn(1, 2, 3, TINY_HIDDEN, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        assert not torch.allclose(short.score(prefixes, segments), full.score(prefixes, segments))
+    # llm_layers at or above the depth keeps everything
+    same = make_router_model(seed=0, lora=True, config=replace(tiny_config, llm_layers=5))
+    assert len(same.llm.get_base_model().model.layers) == 2
+
+
+def test_encoder_lora_on_chosen_layers_only(tiny_config, make_router_model):
+    from dataclasses import replace
+
+    from mmrouter.config import LoraSettings
+
+    config = replace(tiny_config, encoder_lora=LoraSettings(r=4, alpha=8, target_modules=["query", "value"], layers=[1]))
+    model = make_router_model(seed=0, config=config)
+    adapted = {n for n, _ in model.encoder.named_parameters() if "lora_A" in n}
+    assert adapted and all(".layer.1." in n for n in adapted)
