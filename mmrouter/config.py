@@ -80,6 +80,7 @@ class TrainConfig:
     lr_encoder: float = field(default=5e-4, metadata={"help": "learning rate of the encoder's LoRA (stage 2)"})
     lr_llm: float = field(default=2e-4, metadata={"help": "learning rate of the LLM's LoRA (stage 2)"})
     pointwise_weight: float = field(default=1.0, metadata={"help": "weight of the per-(instruction, model) yes/no loss next to the group loss"})
+    choice_weight: float = field(default=1.0, metadata={"help": "weight of the per-instruction softmax over candidates (the routing decision itself)"})
     model_weighting: float = field(default=1.0, metadata={"help": "exponent on candidate accuracy when weighting losses (0 = equal)"})
     question_weighting: float = field(default=1.0, metadata={"help": "mix of disagreement-based question sampling (0 = uniform)"})
     rotate_options_prob: float = field(default=0.5, metadata={"help": "probability of rotating the options of a hard multiple-choice item"})
@@ -88,6 +89,8 @@ class TrainConfig:
     def __post_init__(self):
         if self.batch_size < 2 or self.group_size < 2 or self.stage1_steps < 0 or self.stage2_steps < 0:
             raise ConfigError("train.batch_size and group_size must be >= 2, steps >= 0")
+        if min(self.pointwise_weight, self.choice_weight) < 0:
+            raise ConfigError("train.pointwise_weight and choice_weight must be >= 0")
         if not 0.0 <= self.rotate_options_prob <= 1.0:
             raise ConfigError("train.rotate_options_prob must be in [0, 1]")
 

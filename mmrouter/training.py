@@ -63,6 +63,22 @@ def pointwise_loss(logits: torch.Tensor, targets: torch.Tensor, question_weights
     return (losses * weights).sum() / weights.sum()
 
 
+def candidate_choice_loss(logits: torch.Tensor, targets: torch.Tensor, question_weights: torch.Tensor) -> torch.Tensor:
+    """Per instruction, cross-entropy of a softmax over the candidates against the share of them that were right.
+
+    Routing takes the argmax over candidates, so this term trains exactly that comparison; instructions that every
+    candidate got right, or none did, carry no routing signal and are skipped.
+    """
+    right = targets.sum(dim=1)
+    useful = (right > 0) & (right < targets.shape[1])
+    if not bool(useful.any()):
+        return logits.new_zeros(())
+    target_distribution = targets[useful] / right[useful, None]
+    losses = -(target_distribution * torch.log_softmax(logits[useful], dim=1)).sum(dim=1)
+    weights = question_weights[useful]
+    return (losses * weights).sum() / weights.sum()
+
+
 def sampling_weights(scores: np.ndarray, mix: float) -> np.ndarray:
     """Favour distinguishing questions (about half the zoo right); ``mix`` = 0 gives uniform sampling."""
     disagreement = question_disagreement(scores)
@@ -166,7 +182,8 @@ def train_router(model: RouterModel, data: TrainingData, config: TrainConfig, *,
             question_weights = question_weights_all[batch]
             group = group_contrastive_loss(logits, targets, question_weights, candidate_weights, config.group_size, generator)
             point = pointwise_loss(logits, targets, question_weights, candidate_weights)
-            loss = group + config.pointwise_weight * point
+            choice = candidate_choice_loss(logits, targets, question_weights)
+            loss = group + config.pointwise_weight * point + config.choice_weight * choice
             if not math.isfinite(loss.item()):
                 raise FloatingPointError(f"training loss became {loss.item()} at stage {stage} step {step}; "
                                          "lower the learning rates (train.lr_*)")
@@ -174,7 +191,7 @@ def train_router(model: RouterModel, data: TrainingData, config: TrainConfig, *,
             optimizer.step()
             optimizer.zero_grad()
             history.append({"stage": stage, "step": step, "loss": loss.item(), "group_loss": group.item(),
-                            "pointwise_loss": point.item()})
+                            "pointwise_loss": point.item(), "choice_loss": choice.item()})
             bar.set_postfix(loss=f"{loss.item():.3f}")
     model.set_trainable(0)
     model.eval()

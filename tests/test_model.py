@@ -10,7 +10,8 @@ import torch
 
 from conftest import TINY_HIDDEN
 from mmrouter.model import ANSWER_CUE, PROMPT_HEAD, PROMPT_TAIL
-from mmrouter.training import group_contrastive_loss, model_weights, pointwise_loss, sampling_weights
+from mmrouter.training import (candidate_choice_loss, group_contrastive_loss, model_weights, pointwise_loss,
+                               sampling_weights)
 
 INSTRUCTIONS = ["What is 2 + 2?",
                 "A much longer instruction about the physical chemistry of ideal gases at constant pressure and "
@@ -155,6 +156,28 @@ def test_pointwise_loss_by_hand():
     expected = sum(weights[i][j] * bce(float(logits[i, j]), float(targets[i, j])) for i in range(2) for j in range(2))
     expected /= sum(sum(row) for row in weights)
     assert float(pointwise_loss(logits, targets, qw, mw)) == pytest.approx(expected, rel=1e-6)
+
+
+def test_candidate_choice_loss_by_hand():
+    logits = torch.tensor([[2.0, 0.0, -1.0], [0.5, 0.5, 0.5], [1.0, -1.0, 0.0], [0.3, 0.2, 0.1]])
+    targets = torch.tensor([[1.0, 1.0, 0.0],    # two of three right: half the target mass on each
+                            [1.0, 1.0, 1.0],    # all right: no routing signal, skipped
+                            [0.0, 0.0, 1.0],    # only the third right
+                            [0.0, 0.0, 0.0]])   # none right: skipped
+    qw = torch.tensor([1.0, 5.0, 3.0, 7.0])
+
+    def log_softmax(row, j):
+        return row[j] - math.log(sum(math.exp(v) for v in row))
+
+    first = -(0.5 * log_softmax([2.0, 0.0, -1.0], 0) + 0.5 * log_softmax([2.0, 0.0, -1.0], 1))
+    third = -log_softmax([1.0, -1.0, 0.0], 2)
+    expected = (1.0 * first + 3.0 * third) / 4.0
+    assert float(candidate_choice_loss(logits, targets, qw)) == pytest.approx(expected, rel=1e-6)
+    # raising the right candidate's logit lowers the loss; nothing to learn gives zero
+    better = logits.clone()
+    better[2, 2] = 3.0
+    assert float(candidate_choice_loss(better, targets, qw)) < float(candidate_choice_loss(logits, targets, qw))
+    assert float(candidate_choice_loss(logits[[1, 3]], targets[[1, 3]], qw[[1, 3]])) == 0.0
 
 
 def test_sampling_and_model_weights():

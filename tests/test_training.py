@@ -51,10 +51,10 @@ def test_train_router_history_and_updates(make_router_model, train_data):
     assert [h["stage"] for h in history] == [1, 1, 1, 2, 2]
     assert [h["step"] for h in history] == [0, 1, 2, 0, 1]
     for entry in history:
-        for key in ("loss", "group_loss", "pointwise_loss"):
+        for key in ("loss", "group_loss", "pointwise_loss", "choice_loss"):
             assert math.isfinite(entry[key]) and entry[key] >= 0
-        assert entry["loss"] == pytest.approx(entry["group_loss"] + CONFIG.pointwise_weight * entry["pointwise_loss"],
-                                              rel=1e-5)
+        assert entry["loss"] == pytest.approx(entry["group_loss"] + CONFIG.pointwise_weight * entry["pointwise_loss"]
+                                              + CONFIG.choice_weight * entry["choice_loss"], rel=1e-5)
     after = dict(model.named_parameters())
     assert not torch.equal(after["connector.weight"], before["connector.weight"])
     changed_lora = [n for n in after if "lora_B" in n and not torch.equal(after[n], before[n])]
@@ -81,6 +81,18 @@ def test_stage1_only_leaves_adapters_untouched(make_router_model, train_data):
     after = dict(model.named_parameters())
     assert all(torch.equal(after[n], before[n]) for n in after if not n.startswith("connector."))
     assert not torch.equal(after["connector.weight"], before["connector.weight"])
+
+
+def test_trainings_with_different_precisions_in_one_process(make_router_model, train_data):
+    # accelerate's process-wide state refuses a second mixed_precision; mmrouter applies autocast itself.
+    config = TrainConfig(stage1_steps=1, stage2_steps=1, batch_size=4, group_size=2)
+    for precision in ("bf16", "no", "bf16"):
+        history = train_router(make_router_model(seed=0), train_data, config, tasks_in_context=2, seed=0,
+                               mixed_precision=precision, progress=False)
+        assert len(history) == 2 and all(math.isfinite(h["loss"]) for h in history)
+    with pytest.raises(ValueError, match="mixed_precision"):
+        train_router(make_router_model(seed=0), train_data, config, tasks_in_context=2, seed=0,
+                     mixed_precision="fp16", progress=False)
 
 
 def test_too_few_questions_for_a_batch(make_router_model, train_data):
