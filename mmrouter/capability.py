@@ -42,13 +42,34 @@ def capability_representation(model: str, test: AptitudeTest, results: dict[str,
 
     Every aptitude question must have a result: a new candidate joins the zoo by taking the whole test.
     """
-    missing = [qid for qid in test.question_ids if qid not in results or results[qid] is None
-               or (isinstance(results[qid], float) and math.isnan(results[qid]))]
+    if not isinstance(model, str) or not model.strip():
+        raise InputError(f"candidate name must be a non-empty string, got {model!r}")
+    if not isinstance(results, dict):
+        raise InputError(f"results for candidate {model!r} must map aptitude query_id -> score in [0, 1], "
+                         f"got {type(results).__name__}")
+    missing, invalid = [], []
+    for qid in test.question_ids:
+        value = results.get(qid)
+        if value is None:
+            missing.append(qid)
+            continue
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            invalid.append((qid, value))
+            continue
+        if math.isnan(number):
+            missing.append(qid)
+        elif not 0.0 <= number <= 1.0:
+            invalid.append((qid, value))
+    if invalid:
+        raise InputError(f"candidate {model!r} has {len(invalid)} aptitude result(s) that are not scores in [0, 1], "
+                         f"e.g. {invalid[:3]}; give 1 for right, 0 for wrong (or a fraction)")
     if missing:
         raise InputError(f"candidate {model!r} has no result for {len(missing)} aptitude question(s), e.g. {missing[:3]}; "
                          "run the candidate on the whole aptitude test (aptitude_test.json in the router folder)")
-    accuracies = tuple(float(np.mean([results[qid] for qid in task.question_ids])) for task in test.tasks)
-    overall = float(np.mean([results[qid] for qid in test.question_ids]))
+    accuracies = tuple(float(np.mean([float(results[qid]) for qid in task.question_ids])) for task in test.tasks)
+    overall = float(np.mean([float(results[qid]) for qid in test.question_ids]))
     lines = tuple(task_line(acc, task.keywords) for acc, task in zip(accuracies, test.tasks))
     overall_line = f"The model achieves {round(100 * overall)}% on average over all {len(test.tasks)} tasks."
     return CapabilityRepresentation(model, accuracies, overall, lines, overall_line)

@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     if stray:
         args.overrides = list(args.overrides) + stray
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    for noisy in ("httpx", "urllib3", "filelock"):
+    for noisy in ("httpx", "urllib3", "filelock", "numexpr"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
         return args.handler(args)

@@ -128,8 +128,13 @@ class RecipeConfig:
 def load_recipe(path: str | Path, overrides: list[str] | None = None) -> tuple[RecipeConfig, Path]:
     """Merge recipe YAML and ``key=value`` overrides onto the defaults; returns the config and the recipe's folder."""
     path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"recipe {path} is a folder; give a recipe YAML file, e.g. recipes/default.yaml")
     if not path.is_file():
         raise ConfigError(f"recipe {path} does not exist; see recipes/ for shipped recipes")
+    malformed = [o for o in overrides or [] if "=" not in o or o.startswith("=")]
+    if malformed:
+        raise ConfigError(f"override {malformed[0]!r} is not of the form key=value (e.g. train.stage2_steps=200)")
     try:
         schema = OmegaConf.structured(RecipeConfig)
         merged = OmegaConf.merge(schema, OmegaConf.load(path), OmegaConf.from_dotlist(list(overrides or [])))

@@ -19,3 +19,7 @@ class ConfigError(MMRouterError, ValueError):
 
 class InputError(MMRouterError, ValueError):
     """A routing input (text, image) cannot be used."""
+
+
+class DataError(MMRouterError, ValueError):
+    """A data file a spec points to (scores.csv, queries.jsonl) has a bad line or value."""

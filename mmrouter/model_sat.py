@@ -191,20 +191,26 @@ class ModelSATRouter(Router):
         folder = Path(folder)
         needed = ["config.json", "capabilities.json", "aptitude_test.json", "connector.safetensors", "llm_adapter",
                   "encoder_adapter"]
+        if folder.exists() and not folder.is_dir():
+            raise ConfigError(f"router {folder} is a file; give the router folder (RUN_FOLDER/router)")
         if not folder.is_dir():
             raise ConfigError(f"router folder {folder} does not exist; train one with `mmrouter run RECIPE` "
                               "(it is saved as RUN_FOLDER/router)")
         missing = [name for name in needed if not (folder / name).exists()]
+        if missing and (folder / "router" / "config.json").is_file():
+            raise ConfigError(f"{folder} is a run folder; the router is its subfolder: {folder / 'router'}")
         if missing:
             raise ConfigError(f"router folder {folder} is incomplete (missing {', '.join(missing)}); "
                               "it was not written by ModelSATRouter.save_pretrained, or was damaged: retrain or recopy it")
-        try:
-            config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
-            capabilities = [CapabilityRepresentation.from_json(c)
-                            for c in json.loads((folder / "capabilities.json").read_text(encoding="utf-8"))]
-            test = AptitudeTest.from_json(json.loads((folder / "aptitude_test.json").read_text(encoding="utf-8")))
-        except (json.JSONDecodeError, KeyError, TypeError) as error:
-            raise ConfigError(f"router folder {folder}: a JSON file is corrupt ({error}); retrain or recopy the folder") from error
+        def read(name: str, parse):
+            try:
+                return parse(json.loads((folder / name).read_text(encoding="utf-8")))
+            except (ValueError, KeyError, TypeError, AttributeError) as error:  # JSONDecodeError is a ValueError
+                raise ConfigError(f"router folder {folder}: {name} is corrupt ({error!r}); retrain or recopy the folder") from error
+
+        config = read("config.json", dict)
+        capabilities = read("capabilities.json", lambda rows: [CapabilityRepresentation.from_json(c) for c in rows])
+        test = read("aptitude_test.json", AptitudeTest.from_json)
         if config.get("format_version") != FORMAT_VERSION:
             raise ConfigError(f"router folder {folder} has format {config.get('format_version')}, "
                               f"this mmrouter reads {FORMAT_VERSION}")

@@ -70,7 +70,8 @@ def run_recipe(config: RecipeConfig, recipe_dir: Path, progress: bool = True) ->
     zoo = load_zoo(recipe_dir / config.zoo)
     split = split_questions(zoo.scores, test_size=config.split.test_size,
                             aptitude_pool_size=config.split.aptitude_pool_size,
-                            max_train_questions=config.split.max_train_questions, seed=config.seed)
+                            max_train_questions=config.split.max_train_questions, seed=config.seed,
+                            candidates=zoo.candidate_names)
     aptitude = select_aptitude_test(zoo.questions, zoo.scores, split.aptitude_pool,
                                     num_tasks=config.aptitude.num_tasks,
                                     questions_per_task=config.aptitude.questions_per_task,

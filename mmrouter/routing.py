@@ -24,6 +24,8 @@ def _open_image(image: Any):
     if isinstance(image, Image.Image):
         return image
     path = Path(image)
+    if path.is_dir():
+        raise InputError(f"image {path} is a folder; pass one image file (PNG/JPEG) or a PIL image")
     if not path.is_file():
         raise InputError(f"image file {path} does not exist")
     try:

@@ -19,7 +19,7 @@ class Split:
 
 
 def split_questions(scores: np.ndarray, *, test_size: int, aptitude_pool_size: int,
-                    max_train_questions: int, seed: int) -> Split:
+                    max_train_questions: int, seed: int, candidates: list[str] | None = None) -> Split:
     """Shuffle the questions every candidate was evaluated on, then cut them into three disjoint sets.
 
     Questions with a missing result for any candidate are left out: they cannot be scored for routing.
@@ -27,10 +27,16 @@ def split_questions(scores: np.ndarray, *, test_size: int, aptitude_pool_size: i
     complete = np.flatnonzero(~np.isnan(scores).any(axis=1))
     needed = test_size + aptitude_pool_size + 1
     if len(complete) < needed:
+        missing = np.isnan(scores).sum(axis=0)
+        worst = int(np.argmax(missing)) if missing.size else 0
+        hint = ""
+        if candidates and missing.size and missing[worst]:
+            hint = (f" (candidate {candidates[worst]!r} has no result for {int(missing[worst])} of {len(scores)} "
+                    "questions: check its scores column, or drop it from the zoo)")
         raise ConfigError(
             f"split needs at least {needed} questions that every candidate answered "
-            f"(test_size={test_size} + aptitude_pool_size={aptitude_pool_size} + training), the zoo has {len(complete)}; "
-            "lower split.test_size or split.aptitude_pool_size")
+            f"(test_size={test_size} + aptitude_pool_size={aptitude_pool_size} + training), the zoo has {len(complete)}"
+            f"{hint}; lower split.test_size or split.aptitude_pool_size")
     order = np.random.default_rng(seed).permutation(complete)
     test = np.sort(order[:test_size])
     pool = np.sort(order[test_size:test_size + aptitude_pool_size])

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import yaml
 
-from .errors import SpecError
+from .errors import DataError, SpecError
 from .registry import Registry
 
 logger = logging.getLogger(__name__)
@@ -114,7 +114,11 @@ class RecordedResults(ResultSource):
 
 def _csv_header(path: Path) -> list[str]:
     with open(path, newline="", encoding="utf-8") as handle:
-        return next(csv.reader(handle))
+        header = next(csv.reader(handle), None)
+    if not header or len(header) < 2:
+        raise DataError(f"{path}: the scores file is empty or has no model columns; "
+                        "its first line must be 'query_id,MODEL_A,MODEL_B,...'")
+    return header
 
 
 def _read_scores(path: Path) -> dict:
@@ -123,15 +127,21 @@ def _read_scores(path: Path) -> dict:
         header = next(reader)
         rows = {}
         for line_number, row in enumerate(reader, start=2):
+            if not row:
+                continue
+            if len(row) != len(header):
+                raise DataError(f"{path}:{line_number}: {len(row)} cells, the header has {len(header)}; "
+                                "give every row a query_id and one cell per model (empty = not evaluated)")
             values = []
             for cell in row[1:]:
                 try:
                     value = float(cell) if cell.strip() else math.nan
                 except ValueError:
-                    raise ValueError(f"{path}:{line_number}: score {cell!r} is not a number; "
-                                     "use a value in [0, 1] or leave the cell empty") from None
+                    raise DataError(f"{path}:{line_number}: score {cell!r} is not a number; "
+                                    "use a value in [0, 1] or leave the cell empty (= not evaluated)") from None
                 if not math.isnan(value) and not 0.0 <= value <= 1.0:
-                    raise ValueError(f"{path}:{line_number}: score {value} is outside [0, 1]")
+                    raise DataError(f"{path}:{line_number}: score {value} is outside [0, 1]; "
+                                    "scores are 1 = right, 0 = wrong (or a fraction); leave the cell empty if unknown")
                 values.append(value)
             rows[row[0]] = values
     return {"columns": header[1:], "rows": rows}
@@ -161,9 +171,9 @@ def read_questions(path: Path) -> list[Question]:
                     choices=tuple(row.get("choices") or ()), answer=str(row.get("answer") or ""),
                     image=row.get("image"),
                 ))
-            except (json.JSONDecodeError, KeyError) as error:
-                raise ValueError(f"{path}:{line_number}: not a question line ({error}); "
-                                 "each line needs at least 'query_id' and 'question'") from error
+            except (json.JSONDecodeError, KeyError, AttributeError, TypeError) as error:
+                raise DataError(f"{path}:{line_number}: not a question line ({error}); "
+                                "each line needs at least 'query_id' and 'question'") from error
     return questions
 
 

@@ -125,6 +125,10 @@ def test_cli_run_bad_recipe(capsys, tmp_path):
     assert "does not exist" in capsys.readouterr().err
     assert main(["run", str(DEFAULT), "train.bogus=1"]) == 2
     assert "bogus" in capsys.readouterr().err
+    assert main(["run", str(DEFAULT), "train.stage1_steps"]) == 2
+    assert "not of the form key=value" in capsys.readouterr().err
+    assert main(["run", str(tmp_path)]) == 2
+    assert "is a folder" in capsys.readouterr().err
 
 
 def test_cli_route_with_saved_router(capsys, saved_router, tmp_path):

@@ -144,6 +144,22 @@ def test_corrupt_json(router_copy, file, content):
     assert str(router_copy) in str(caught.value)
 
 
+def test_corrupt_json_names_the_file(router_copy):
+    (router_copy / "capabilities.json").write_text("{broken")
+    with pytest.raises(ConfigError, match="capabilities.json is corrupt"):
+        ModelSATRouter.from_pretrained(router_copy)
+
+
+def test_run_folder_or_file_instead_of_router_folder(router_copy, tmp_path):
+    run_folder = tmp_path / "run"
+    shutil.copytree(router_copy, run_folder / "router")
+    with pytest.raises(ConfigError, match="is a run folder") as caught:
+        ModelSATRouter.from_pretrained(run_folder)
+    assert str(run_folder / "router") in str(caught.value)
+    with pytest.raises(ConfigError, match="is a file"):
+        ModelSATRouter.from_pretrained(router_copy / "config.json")
+
+
 def test_wrong_format_version(router_copy):
     config = json.loads((router_copy / "config.json").read_text())
     config["format_version"] = 99
@@ -201,6 +217,21 @@ def test_add_candidate_errors(router_copy, mmlu_slice):
     assert "half-tested" not in router.candidates and len(router.candidates) == 5
     with pytest.raises(InputError, match="already in this router"):
         router.add_candidate(router.candidates[0], results)
+    first = mmlu_slice.aptitude.question_ids[0]
+    for bad in (5.0, -1.0, float("inf"), "right", [1]):
+        with pytest.raises(InputError, match=r"not scores in \[0, 1\]") as caught:
+            router.add_candidate("bad-scores", {**results, first: bad})
+        assert "'bad-scores'" in str(caught.value) and first in str(caught.value)
+    with pytest.raises(InputError, match="no result for 1"):
+        router.add_candidate("numpy-nan", {**results, first: np.float32("nan")})
+    for name in ("", "   ", None):
+        with pytest.raises(InputError, match="non-empty string"):
+            router.add_candidate(name, results)
+    with pytest.raises(InputError, match="must map aptitude query_id"):
+        router.add_candidate("listed", list(results.values()))
+    # numpy scores are fine
+    router.add_candidate("numpy-scores", {k: np.float32(v) for k, v in results.items()})
+    assert router.candidates[-1] == "numpy-scores" and len(router.candidates) == 6
     with pytest.raises(InputError, match="not in this router"):
         router.remove_candidate("nobody")
 

@@ -63,6 +63,11 @@ def test_missing_image_file(loaded_router, tmp_path):
     assert str(path) in str(caught.value)
 
 
+def test_folder_as_image(loaded_router, tmp_path):
+    with pytest.raises(InputError, match="is a folder"):
+        route(image=tmp_path, text="describe it", router=loaded_router)
+
+
 @pytest.mark.parametrize("content", [b"this is not a png", b"", b"\x89PNG\r\n\x1a\n" + b"\x00" * 20])
 def test_corrupt_image_file(loaded_router, tmp_path, content):
     path = tmp_path / "broken.png"

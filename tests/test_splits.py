@@ -63,6 +63,15 @@ def test_too_few_questions_is_a_config_error(scores):
     assert len(split.train) == 1
 
 
+def test_too_few_questions_names_the_candidate_missing_most(scores):
+    holey = scores.copy()
+    holey[:250, 1] = np.nan
+    with pytest.raises(ConfigError, match="candidate 'b' has no result for") as caught:
+        split_questions(holey, test_size=200, aptitude_pool_size=60, max_train_questions=0, seed=0,
+                        candidates=[chr(ord("a") + i) for i in range(holey.shape[1])])
+    assert "drop it from the zoo" in str(caught.value)
+
+
 def test_real_zoo_with_missing_results_excludes_them():
     from conftest import ZOO_SPECS
     from mmrouter.zoo import load_zoo

@@ -250,6 +250,38 @@ def test_bad_score_cell_names_file_and_line(tmp_path, data_copy, cell, problem):
     assert "scores.csv:5" in str(caught.value)
 
 
+def test_bad_score_cell_is_a_user_error_in_the_cli(tmp_path, data_copy, capsys):
+    from mmrouter.cli import main
+    from mmrouter.errors import DataError
+
+    rows = _csv_rows(data_copy / "scores.csv")
+    rows[2][rows[0].index("gemma-7b")] = "3"
+    with open(data_copy / "scores.csv", "w", newline="", encoding="utf-8") as out:
+        csv.writer(out).writerows(rows)
+    spec = write_spec(tmp_path, HEAD + "candidates:\n" + CANDIDATE)
+    with pytest.raises(DataError):
+        load_zoo(spec)
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(f"name: bad\nzoo: {spec}\n", encoding="utf-8")
+    assert main(["run", str(recipe), f"output_dir={tmp_path / 'runs'}"]) == 2
+    err = capsys.readouterr().err
+    assert "scores.csv:3" in err and "outside [0, 1]" in err and "Traceback" not in err
+    assert not (tmp_path / "runs").exists()
+
+
+def test_ragged_or_empty_scores_file(tmp_path, data_copy):
+    rows = _csv_rows(data_copy / "scores.csv")
+    rows[3] = rows[3][:2]
+    with open(data_copy / "scores.csv", "w", newline="", encoding="utf-8") as out:
+        csv.writer(out).writerows(rows)
+    spec = write_spec(tmp_path, HEAD + "candidates:\n" + CANDIDATE)
+    with pytest.raises(ValueError, match="scores.csv:4: 2 cells"):
+        load_zoo(spec)
+    (data_copy / "scores.csv").write_text("", encoding="utf-8")
+    with pytest.raises(ValueError, match="empty or has no model columns"):
+        load_zoo(spec)
+
+
 def test_bad_question_line_names_file_and_line(tmp_path, data_copy):
     lines = (data_copy / "queries.jsonl").read_text(encoding="utf-8").splitlines(keepends=True)
     lines[2] = json.dumps({"question": "no id"}) + "\n"
