@@ -4,7 +4,7 @@ Runs `mmrouter run recipes/default.yaml` in a child process with an empty MMROUT
 conversion and all MiniLM embeddings are included, then prints wall time, peak RSS, the phase timings and the
 accuracy table from the run's report.json.
 
-    .venv/bin/python benchmarks/default_recipe.py [--warm] [extra key=value overrides]
+    .venv/bin/python benchmarks/default_recipe.py [--warm] [--keep DIR] [extra key=value overrides]
 """
 
 from __future__ import annotations
@@ -25,13 +25,14 @@ ROOT = Path(__file__).resolve().parent.parent
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--warm", action="store_true", help="reuse the normal cache instead of an empty one")
+    parser.add_argument("--keep", default=None, help="write the run folder under DIR instead of a temporary folder")
     parser.add_argument("overrides", nargs="*")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as scratch:
         env = dict(os.environ)
         if not args.warm:
             env["MMROUTER_CACHE"] = str(Path(scratch) / "cache")
-        output = Path(scratch) / "runs"
+        output = Path(args.keep).resolve() if args.keep else Path(scratch) / "runs"
         command = [str(Path(sys.executable).parent / "mmrouter"), "run", "--no-progress",
                    str(ROOT / "recipes" / "default.yaml"), f"output_dir={output}", *args.overrides]
         start = time.perf_counter()
@@ -40,7 +41,8 @@ def main() -> None:
         peak_mib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
         if completed.returncode != 0:
             sys.exit(f"the recipe failed with exit code {completed.returncode}")
-        report = json.loads(next(output.glob("*/report.json")).read_text())
+        name = next((o.split("=", 1)[1] for o in args.overrides if o.startswith("name=")), "default")
+        report = json.loads((output / name / "report.json").read_text())
     print(f"\ncache: {'warm' if args.warm else 'cold (GGUF conversion and embeddings included)'}")
     print(f"wall time: {wall:.0f} s ({wall / 60:.1f} min; target <= 15 min)")
     print(f"peak RSS: {peak_mib / 1024:.2f} GiB (target <= 6 GiB)")

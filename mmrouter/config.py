@@ -76,9 +76,10 @@ class TrainConfig:
     stage2_steps: int = field(default=160, metadata={"help": "steps training connector, encoder LoRA and LLM LoRA"})
     batch_size: int = field(default=8, metadata={"help": "instructions per step; each is scored against every candidate"})
     group_size: int = field(default=4, metadata={"help": "k: 1 instruction the model got right + k-1 it got wrong"})
-    lr_connector: float = field(default=1e-3, metadata={"help": "learning rate of the connector"})
-    lr_encoder: float = field(default=5e-4, metadata={"help": "learning rate of the encoder's LoRA (stage 2)"})
-    lr_llm: float = field(default=2e-4, metadata={"help": "learning rate of the LLM's LoRA (stage 2)"})
+    lr_connector: float = field(default=3e-3, metadata={"help": "learning rate of the connector"})
+    lr_encoder: float = field(default=1e-3, metadata={"help": "learning rate of the encoder's LoRA (stage 2)"})
+    lr_llm: float = field(default=1e-3, metadata={"help": "learning rate of the LLM's LoRA (stage 2)"})
+    lr_schedule: str = field(default="linear", metadata={"help": "per stage: linear (5% warm-up, then linear decay to 0) or constant"})
     pointwise_weight: float = field(default=1.0, metadata={"help": "weight of the per-(instruction, model) yes/no loss next to the group loss"})
     choice_weight: float = field(default=1.0, metadata={"help": "weight of the per-instruction softmax over candidates (the routing decision itself)"})
     model_weighting: float = field(default=1.0, metadata={"help": "exponent on candidate accuracy when weighting losses (0 = equal)"})
@@ -89,6 +90,8 @@ class TrainConfig:
     def __post_init__(self):
         if self.batch_size < 2 or self.group_size < 2 or self.stage1_steps < 0 or self.stage2_steps < 0:
             raise ConfigError("train.batch_size and group_size must be >= 2, steps >= 0")
+        if self.lr_schedule not in ("linear", "constant"):
+            raise ConfigError(f"train.lr_schedule must be 'linear' or 'constant', got {self.lr_schedule!r}")
         if min(self.pointwise_weight, self.choice_weight) < 0:
             raise ConfigError("train.pointwise_weight and choice_weight must be >= 0")
         if not 0.0 <= self.rotate_options_prob <= 1.0:

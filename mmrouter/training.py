@@ -92,6 +92,15 @@ def model_weights(scores: np.ndarray, exponent: float) -> np.ndarray:
     return weights / weights.mean()
 
 
+def lr_multiplier(schedule: str, steps: int):
+    """Learning-rate factor per step: 'constant', or 'linear' (warm-up over the first 5% of steps, then a linear
+    decay to zero), which averages out the noise of small batches at the end of a stage."""
+    if schedule == "constant":
+        return lambda step: 1.0
+    warmup = max(1, steps // 20)
+    return lambda step: min((step + 1) / warmup, max(0.0, (steps - step) / max(1, steps - warmup)))
+
+
 class _Forward(nn.Module):
     """The trainable computation as one ``forward``, so DistributedDataParallel sees every used parameter."""
 
@@ -148,6 +157,9 @@ def train_router(model: RouterModel, data: TrainingData, config: TrainConfig, *,
         groups = model.set_trainable(stage)
         optimizer = torch.optim.AdamW([{"params": g["params"], "lr": learning_rates[g["name"]]} for g in groups],
                                       weight_decay=0.0)
+        # Built on the raw optimizer and stepped once per step on every process: accelerate's wrapped scheduler
+        # would step num_processes times per call, stretching the schedule under a multi-GPU launch.
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_multiplier(config.lr_schedule, steps))
         wrapped, optimizer = accelerator.prepare(_Forward(model), optimizer)
         model.train()
         bar = tqdm(range(steps), desc=f"training stage {stage}", disable=not progress or not accelerator.is_main_process)
@@ -188,10 +200,13 @@ def train_router(model: RouterModel, data: TrainingData, config: TrainConfig, *,
                 raise FloatingPointError(f"training loss became {loss.item()} at stage {stage} step {step}; "
                                          "lower the learning rates (train.lr_*)")
             accelerator.backward(loss)
+            connector_lr = optimizer.param_groups[0]["lr"]
             optimizer.step()
+            scheduler.step()
             optimizer.zero_grad()
             history.append({"stage": stage, "step": step, "loss": loss.item(), "group_loss": group.item(),
-                            "pointwise_loss": point.item(), "choice_loss": choice.item()})
+                            "pointwise_loss": point.item(), "choice_loss": choice.item(),
+                            "lr_connector": connector_lr})
             bar.set_postfix(loss=f"{loss.item():.3f}")
     model.set_trainable(0)
     model.eval()

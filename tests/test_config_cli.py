@@ -28,7 +28,7 @@ def test_default_recipe_and_defaults():
     assert config.train.stage2_steps == raw.train.stage2_steps != TrainConfig().stage2_steps
     assert config.model.max_instruction_tokens == raw.model.max_instruction_tokens != RouterModelConfig().max_instruction_tokens
     # not in the recipe: dataclass defaults
-    assert config.train.lr_connector == 1e-3 and config.train.group_size == 4
+    assert config.train.lr_connector == 3e-3 and config.train.group_size == 4
     assert config.model.llm_path == "packaged:SmolLM2-135M-Instruct"
     assert config.model.llm_lora == LoraSettings(target_modules=["q_proj", "k_proj", "v_proj", "o_proj"])
     assert config.precision == "auto" and config.eval.batch_size == 8
@@ -102,6 +102,8 @@ def test_missing_required_and_bad_yaml(tmp_path):
     ("aptitude.max_keywords=6", "max_keywords"),
     ("model.max_instruction_tokens=4", "max_instruction_tokens"),
     ("model.llm_layers=-1", "llm_layers"),
+    ("train.lr_schedule=cosine", "lr_schedule"),
+    ("train.choice_weight=-1", "choice_weight"),
     ("model.encoder_lora.r=0", "LoRA settings"),
     ("model.encoder_lora.layers=[-1]", "layer indices"),
 ])

@@ -10,8 +10,8 @@ import torch
 
 from conftest import TINY_HIDDEN
 from mmrouter.model import ANSWER_CUE, PROMPT_HEAD, PROMPT_TAIL
-from mmrouter.training import (candidate_choice_loss, group_contrastive_loss, model_weights, pointwise_loss,
-                               sampling_weights)
+from mmrouter.training import (candidate_choice_loss, group_contrastive_loss, lr_multiplier, model_weights,
+                               pointwise_loss, sampling_weights)
 
 INSTRUCTIONS = ["What is 2 + 2?",
                 "A much longer instruction about the physical chemistry of ideal gases at constant pressure and "
@@ -178,6 +178,16 @@ def test_candidate_choice_loss_by_hand():
     better[2, 2] = 3.0
     assert float(candidate_choice_loss(better, targets, qw)) < float(candidate_choice_loss(logits, targets, qw))
     assert float(candidate_choice_loss(logits[[1, 3]], targets[[1, 3]], qw[[1, 3]])) == 0.0
+
+
+def test_lr_schedules():
+    linear = lr_multiplier("linear", 100)
+    factors = [linear(step) for step in range(100)]
+    assert factors[0] == pytest.approx(0.2) and factors[4] == 1.0  # 5 warm-up steps
+    assert all(a >= b for a, b in zip(factors[4:], factors[5:]))  # then never rises
+    assert 0.0 < factors[-1] < 0.02
+    assert lr_multiplier("linear", 1)(0) == 1.0
+    assert {lr_multiplier("constant", 50)(step) for step in range(50)} == {1.0}
 
 
 def test_sampling_and_model_weights():

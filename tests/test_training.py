@@ -65,6 +65,17 @@ def test_train_router_history_and_updates(make_router_model, train_data):
     assert not any(p.requires_grad for n, p in model.named_parameters() if not n.startswith("connector."))
 
 
+def test_learning_rate_follows_the_schedule(make_router_model, train_data):
+    config = TrainConfig(stage1_steps=2, stage2_steps=6, batch_size=4, group_size=2, lr_connector=1e-2)
+    _, _, history = _train(make_router_model, train_data, config=config)
+    stage2 = [h["lr_connector"] for h in history if h["stage"] == 2]
+    assert stage2[0] == pytest.approx(1e-2) and stage2 == sorted(stage2, reverse=True) and stage2[-1] < stage2[1]
+    constant = TrainConfig(stage1_steps=0, stage2_steps=3, batch_size=4, group_size=2, lr_connector=1e-2,
+                           lr_schedule="constant")
+    _, _, history = _train(make_router_model, train_data, config=constant)
+    assert [h["lr_connector"] for h in history] == [1e-2] * 3
+
+
 def test_same_seed_same_history_other_seed_differs(make_router_model, train_data):
     config = TrainConfig(stage1_steps=2, stage2_steps=1, batch_size=4, group_size=3)
     _, _, first = _train(make_router_model, train_data, seed=5, config=config)
