@@ -52,7 +52,11 @@ def main() -> None:
     print(f"test questions: {report['test_questions']}, training questions: {report['train_questions']}")
     print(f"Model-SAT {100 * sat:.1f}%  kNN {100 * knn:.1f}%  best single ({report['best_single']}) {100 * best:.1f}%  "
           f"oracle {100 * accuracy['oracle']['overall']:.1f}%  random {100 * accuracy['random']['overall']:.1f}%")
-    print(f"Model-SAT - best single: {100 * (sat - best):+.1f} points; Model-SAT - kNN: {100 * (sat - knn):+.1f} points")
+    summary = report["routers"]["Model-SAT router"]
+    versus_knn = summary["versus_routers"]["kNN router (MiniLM)"]
+    interval = lambda pair: f"95% paired bootstrap interval {100 * pair[0]:+.1f} to {100 * pair[1]:+.1f}"  # noqa: E731
+    print(f"Model-SAT - best single: {100 * (sat - best):+.1f} points ({interval(summary['gain_at_best_ci95'])})")
+    print(f"Model-SAT - kNN: {100 * versus_knn['gain']:+.1f} points ({interval(versus_knn['ci95'])})")
 
 
 if __name__ == "__main__":

@@ -60,12 +60,15 @@ class RouterModelConfig:
     llm_layers: int = field(default=0, metadata={"help": "keep only the LLM's first N decoder layers (a speed knob for CPUs); 0 = all"})
     max_instruction_tokens: int = field(default=80, metadata={"help": "LLM tokens kept from each instruction"})
     tasks_in_context: int = field(default=3, metadata={"help": "aptitude tasks (most related to the instruction) shown per candidate; 0 = all"})
+    score_features: int = field(default=8, metadata={"help": "soft thresholds of each capability line's score given to the connector next to the line's embedding (a sentence encoder keeps a number's identity, not its order); 0 = the embedding only, as in the paper"})
     llm_lora: LoraSettings = field(default_factory=lambda: LoraSettings(target_modules=["q_proj", "k_proj", "v_proj", "o_proj"]))
     encoder_lora: LoraSettings = field(default_factory=lambda: LoraSettings(target_modules=["query", "value"]))
 
     def __post_init__(self):
         if self.max_instruction_tokens < 8 or self.tasks_in_context < 0 or self.encoder_max_tokens < 8:
             raise ConfigError("model.max_instruction_tokens and encoder_max_tokens must be >= 8, tasks_in_context >= 0")
+        if self.score_features < 0:
+            raise ConfigError("model.score_features must be >= 0 (0 gives the connector the line's embedding only)")
         if self.llm_layers < 0:
             raise ConfigError("model.llm_layers must be >= 0 (0 keeps every layer)")
 

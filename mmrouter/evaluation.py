@@ -8,6 +8,23 @@ from pathlib import Path
 import numpy as np
 
 ORACLE, RANDOM, BEST_SINGLE = "oracle", "random", "best single"
+BOOTSTRAP_SAMPLES = 2000
+
+
+def paired_bootstrap_interval(a: np.ndarray, b: np.ndarray, samples: int = BOOTSTRAP_SAMPLES,
+                              seed: int = 0) -> list[float]:
+    """95% interval of mean(a - b) over questions resampled with replacement (both methods on the same draw).
+
+    A gain of one point on 1,000 questions is within noise; the interval says how far to trust it.
+    """
+    differences = np.asarray(a, dtype=float) - np.asarray(b, dtype=float)
+    rng = np.random.default_rng(seed)
+    means = []
+    for start in range(0, samples, 200):  # 200 resamples at a time bound the memory on large test sets
+        draws = rng.integers(0, len(differences), size=(min(200, samples - start), len(differences)))
+        means.append(differences[draws].mean(axis=1))
+    means = np.concatenate(means)
+    return [float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))]
 
 
 def method_accuracy(choices: np.ndarray, scores: np.ndarray) -> np.ndarray:
@@ -38,8 +55,13 @@ def evaluate(test_scores: np.ndarray, categories: list[str], candidates: list[st
     for name in routed:
         value = table[name]["overall"]
         summary[name] = {"gain_at_best": value - best,
+                         "gain_at_best_ci95": paired_bootstrap_interval(per_question[name], per_question[BEST_SINGLE]),
                          "oracle_gap_closed": (value - best) / (oracle - best) if oracle > best else 0.0,
-                         "choice_share": {c: float(np.mean(routed[name] == i)) for i, c in enumerate(candidates)}}
+                         "choice_share": {c: float(np.mean(routed[name] == i)) for i, c in enumerate(candidates)},
+                         "versus_routers": {
+                             other: {"gain": value - table[other]["overall"],
+                                     "ci95": paired_bootstrap_interval(per_question[name], per_question[other])}
+                             for other in routed if other != name}}
     return {"test_questions": int(len(test_scores)), "candidates": candidates, "best_single": candidates[best_single],
             "categories": category_names, "accuracy": table, "routers": summary}
 
@@ -53,9 +75,16 @@ def markdown_table(report: dict) -> str:
         lines.append(f"| {name} | **{100 * row['overall']:.1f}** | {cells} |")
     lines.append("")
     for name, summary in report["routers"].items():
-        lines.append(f"- {name}: Gain@best = {100 * summary['gain_at_best']:+.1f} points, "
+        lines.append(f"- {name}: Gain@best = {100 * summary['gain_at_best']:+.1f} points "
+                     f"(95% paired bootstrap interval {_points(summary['gain_at_best_ci95'])}), "
                      f"oracle gap closed = {100 * summary['oracle_gap_closed']:.1f}%")
+        for other, versus in summary["versus_routers"].items():
+            lines.append(f"  - versus {other}: {100 * versus['gain']:+.1f} points ({_points(versus['ci95'])})")
     return "\n".join(lines)
+
+
+def _points(interval: list[float]) -> str:
+    return f"{100 * interval[0]:+.1f} to {100 * interval[1]:+.1f}"
 
 
 def short_table(report: dict) -> str:
@@ -64,7 +93,8 @@ def short_table(report: dict) -> str:
     for name, row in report["accuracy"].items():
         lines.append(f"{name:<32} {100 * row['overall']:>7.1f}%")
     for name, summary in report["routers"].items():
-        lines.append(f"{name}: Gain@best {100 * summary['gain_at_best']:+.1f} points, "
+        lines.append(f"{name}: Gain@best {100 * summary['gain_at_best']:+.1f} points "
+                     f"(95% interval {_points(summary['gain_at_best_ci95'])}), "
                      f"oracle gap closed {100 * summary['oracle_gap_closed']:.1f}%")
     return "\n".join(lines)
 

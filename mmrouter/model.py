@@ -51,6 +51,29 @@ def truncate_layers(llm, keep: int) -> None:
         llm.config.layer_types = llm.config.layer_types[:keep]
 
 
+def score_thresholds(scores: torch.Tensor, count: int) -> torch.Tensor:
+    """Soft thresholds of scores in [0, 1]: feature k is sigmoid((score - t_k) / width) for ``count`` evenly spaced
+    t_k, scaled to norm at most 1 (the size of a normalised line embedding). Monotone in the score, so "80%" reads as
+    more than "60%" to a linear connector; the line's sentence embedding alone keeps the number's identity only."""
+    centres = (torch.arange(count, dtype=torch.float32, device=scores.device) + 0.5) / count
+    width = 0.5 / count
+    return torch.sigmoid((scores.float()[:, None] - centres) / width) / count ** 0.5
+
+
+class CapabilityConnector(nn.Linear):
+    """The one-layer connector (a LLaVA-style projector): [line embedding ; score thresholds] -> LLM embedding."""
+
+    def __init__(self, encoder_dim: int, llm_dim: int, score_features: int):
+        super().__init__(encoder_dim + score_features, llm_dim)
+        self.score_features = score_features
+
+    def forward(self, line_embeddings: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        if self.score_features:
+            features = score_thresholds(scores, self.score_features).to(line_embeddings.dtype)
+            line_embeddings = torch.cat([line_embeddings, features], dim=-1)
+        return super().forward(line_embeddings)
+
+
 @dataclass
 class PackedBatch:
     inputs_embeds: torch.Tensor  # [B, L, H]
@@ -86,7 +109,7 @@ class RouterModel(nn.Module):
         else:
             self.llm = get_peft_model(base_llm, _lora_config(config.llm_lora, task_type="CAUSAL_LM"))
         hidden = base_llm.config.hidden_size
-        self.connector = nn.Linear(encoder.dim, hidden)
+        self.connector = CapabilityConnector(encoder.dim, hidden, config.score_features)
         self._init_connector(base_llm)
 
         encode = lambda text: self.tokenizer(text, add_special_tokens=False).input_ids  # noqa: E731
@@ -96,7 +119,7 @@ class RouterModel(nn.Module):
     def _init_connector(self, base_llm) -> None:
         # Start with outputs on the scale of real token embeddings so the frozen LLM sees familiar magnitudes.
         token_norm = base_llm.get_input_embeddings().weight.norm(dim=-1).mean().item()
-        nn.init.normal_(self.connector.weight, std=token_norm / self.encoder.dim ** 0.5)
+        nn.init.normal_(self.connector.weight, std=token_norm / self.connector.in_features ** 0.5)
         nn.init.zeros_(self.connector.bias)
 
     # -- parts ---------------------------------------------------------------------------------------------------
@@ -113,9 +136,9 @@ class RouterModel(nn.Module):
                 parameter.requires_grad = True
         return groups
 
-    def capability_vectors(self, lines: list[str]) -> torch.Tensor:
-        """Connector(encoder(line)) for each capability line: the soft tokens a candidate contributes."""
-        return self.connector(self.encoder.encode_text(lines))
+    def capability_vectors(self, lines: list[str], scores: torch.Tensor) -> torch.Tensor:
+        """Connector(encoder(line), line's score) for each capability line: the soft tokens a candidate contributes."""
+        return self.connector(self.encoder.encode_text(lines), scores)
 
     @torch.no_grad()
     def base_text_embeddings(self, texts: list[str]) -> torch.Tensor:

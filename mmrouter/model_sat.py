@@ -28,7 +28,7 @@ from .routers import ROUTER_REGISTRY, Instruction, Router
 
 logger = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the connector also reads each line's score
 
 
 def task_texts(test: AptitudeTest) -> list[str]:
@@ -69,6 +69,11 @@ def capability_lines(capabilities: list[CapabilityRepresentation]) -> list[str]:
     return [line for cap in capabilities for line in (cap.overall_line,) + cap.lines]
 
 
+def capability_scores(capabilities: list[CapabilityRepresentation]) -> torch.Tensor:
+    """The score each line of ``capability_lines`` states, in [0, 1], in the same order."""
+    return torch.tensor([score for cap in capabilities for score in (cap.overall,) + cap.accuracies])
+
+
 @ROUTER_REGISTRY.register("model-sat")
 class ModelSATRouter(Router):
     def __init__(self, model: RouterModel, aptitude_test: AptitudeTest, capabilities: list[CapabilityRepresentation],
@@ -107,7 +112,7 @@ class ModelSATRouter(Router):
     @torch.no_grad()
     def capability_table(self) -> torch.Tensor:
         if self._table is None:
-            flat = self.model.capability_vectors(capability_lines(self.capabilities))
+            flat = self.model.capability_vectors(capability_lines(self.capabilities), capability_scores(self.capabilities))
             self._table = flat.reshape(len(self.capabilities), -1, flat.shape[-1])
         return self._table
 

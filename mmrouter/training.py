@@ -18,7 +18,7 @@ from .capability import CapabilityRepresentation
 from .config import TrainConfig
 from .instructions import question_text
 from .model import RouterModel
-from .model_sat import build_segments, capability_lines, related_tasks, segment_indices
+from .model_sat import build_segments, capability_lines, capability_scores, related_tasks, segment_indices
 from .zoo import Question
 
 logger = logging.getLogger(__name__)
@@ -108,13 +108,14 @@ class _Forward(nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, prefixes, lines, frozen_vectors, indices, n_candidates):
+    def forward(self, prefixes, lines, frozen_embeddings, line_scores, indices, n_candidates):
         if lines is not None:
             # Pad the batch of lines to a multiple of 16 (repeating the first) so tensor shapes repeat across steps.
-            padded = lines + lines[:1] * (-len(lines) % 16)
-            vectors = self.model.capability_vectors(padded)[:len(lines)]
+            padding = -len(lines) % 16
+            padded_scores = torch.cat([line_scores, line_scores[:1].expand(padding)])
+            vectors = self.model.capability_vectors(lines + lines[:1] * padding, padded_scores)[:len(lines)]
         else:
-            vectors = self.model.connector(frozen_vectors)
+            vectors = self.model.connector(frozen_embeddings, line_scores)
         table = vectors.reshape(n_candidates, -1, vectors.shape[-1])
         return self.model.score(prefixes, build_segments(table, indices))
 
@@ -146,6 +147,7 @@ def train_router(model: RouterModel, data: TrainingData, config: TrainConfig, *,
     share_right = np.nanmean(data.scores, axis=1)
     related_all = related_tasks(torch.as_tensor(data.embeddings), data.task_embeddings, tasks_in_context)
     lines_table = [capability_lines([cap]) for cap in data.capabilities]  # per candidate: overall + task lines
+    scores_table = capability_scores(data.capabilities).reshape(n_candidates, -1)
     with torch.no_grad():
         model.eval()
         frozen_table = model.encoder.encode_text([line for lines in lines_table for line in lines])
@@ -180,6 +182,7 @@ def train_router(model: RouterModel, data: TrainingData, config: TrainConfig, *,
             remap[rows] = torch.arange(len(rows))
             orders = torch.stack([torch.randperm(related.shape[1], generator=generator) for _ in batch])[:, None, :]
             indices = remap[segment_indices(related, orders)]
+            line_scores = scores_table[:, rows].reshape(-1).to(accelerator.device)
             if stage == 1:
                 frozen = frozen_table.reshape(n_candidates, -1, frozen_table.shape[-1])[:, rows].reshape(
                     -1, frozen_table.shape[-1]).to(accelerator.device)
@@ -188,7 +191,7 @@ def train_router(model: RouterModel, data: TrainingData, config: TrainConfig, *,
                 frozen = None
                 lines = [lines_table[n][r] for n in range(n_candidates) for r in rows.tolist()]
             with autocast():
-                logits = wrapped(prefixes, lines, frozen, indices.to(accelerator.device), n_candidates)
+                logits = wrapped(prefixes, lines, frozen, line_scores, indices.to(accelerator.device), n_candidates)
             logits = logits.float().cpu()  # a few numbers per step: the losses are computed on the CPU
             targets = labels_all[batch]
             question_weights = question_weights_all[batch]

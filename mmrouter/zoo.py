@@ -197,7 +197,14 @@ def load_zoo(spec_path: str | Path) -> Zoo:
     metadata_defaults: dict[str, Any] = {}
     if "models" in raw:
         models_path = _existing_file(spec_path, raw["models"], "models")
-        metadata_defaults = json.loads(models_path.read_text(encoding="utf-8"))
+        try:
+            metadata_defaults = json.loads(models_path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as error:
+            raise SpecError(spec_path, "models", f"{models_path} is not valid JSON ({error})",
+                            "fix the file, or drop the 'models:' line (metadata is optional)") from error
+        if not isinstance(metadata_defaults, dict) or not all(isinstance(v, dict) for v in metadata_defaults.values()):
+            raise SpecError(spec_path, "models", f"{models_path} is not a JSON object of model name -> metadata",
+                            'write {"MODEL_COLUMN": {"params_b": 7, "released": "2024-07"}, ...}')
 
     entries = raw.get("candidates")
     if not isinstance(entries, list) or not entries:

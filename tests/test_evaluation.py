@@ -76,8 +76,12 @@ def test_markdown_table(report):
         assert any(line.startswith(f"| {method} | **") for line in lines), method
     assert "| my router | **66.7** | 100.0 | 50.0 | 50.0 |" in lines
     assert "| oracle | **83.3** | 100.0 | 50.0 | 100.0 |" in lines
-    assert "- my router: Gain@best = +16.7 points, oracle gap closed = 50.0%" in lines
-    assert "- always m2: Gain@best = -16.7 points, oracle gap closed = -50.0%" in lines
+    gains = [line for line in lines if "Gain@best" in line]
+    assert len(gains) == 2
+    assert gains[0].startswith("- my router: Gain@best = +16.7 points (95% paired bootstrap interval ")
+    assert gains[0].endswith("), oracle gap closed = 50.0%")
+    assert gains[1].startswith("- always m2: Gain@best = -16.7 points (95% paired bootstrap interval ")
+    assert gains[1].endswith("), oracle gap closed = -50.0%")
     short = short_table(report)
     assert "my router" in short and "66.7%" in short and "oracle gap closed 50.0%" in short
 
@@ -87,3 +91,29 @@ def test_report_files(report, tmp_path):
     assert json.loads((tmp_path / "report.json").read_text()) == report
     plot_accuracy(report, tmp_path / "accuracy.png")
     assert (tmp_path / "accuracy.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_paired_bootstrap_interval():
+    from mmrouter.evaluation import paired_bootstrap_interval
+
+    rng = np.random.default_rng(0)
+    better = (rng.random(1000) < 0.6).astype(float)
+    same = better.copy()
+    assert paired_bootstrap_interval(better, same) == [0.0, 0.0]  # identical methods: no spread at all
+    worse = better.copy()
+    worse[:100] = 0.0  # differs on at most 100 questions, always in `better`'s favour
+    low, high = paired_bootstrap_interval(better, worse)
+    gain = float((better - worse).mean())
+    assert 0.0 < low < gain < high
+    # Paired resampling: the spread comes from the questions where the methods differ, ~sqrt(g(1-g)/n).
+    assert high - low == pytest.approx(2 * 1.96 * np.sqrt(gain * (1 - gain) / 1000), rel=0.15)
+    assert paired_bootstrap_interval(better, worse) == [low, high]  # seeded
+
+
+def test_report_carries_intervals_and_router_comparisons(report):
+    mine = report["routers"]["my router"]
+    low, high = mine["gain_at_best_ci95"]
+    assert low <= mine["gain_at_best"] <= high
+    assert set(mine["versus_routers"]) == {"always m2"}
+    assert mine["versus_routers"]["always m2"]["gain"] == pytest.approx(4 / 6 - 2 / 6)
+    assert "versus always m2: +33.3 points" in markdown_table(report)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -9,7 +10,7 @@ import pytest
 import torch
 
 from conftest import TINY_HIDDEN
-from mmrouter.model import ANSWER_CUE, PROMPT_HEAD, PROMPT_TAIL
+from mmrouter.model import ANSWER_CUE, PROMPT_HEAD, PROMPT_TAIL, score_thresholds
 from mmrouter.training import (candidate_choice_loss, group_contrastive_loss, lr_multiplier, model_weights,
                                pointwise_loss, sampling_weights)
 
@@ -45,12 +46,41 @@ def test_prompt_token_ids(lora_model):
 
 
 def test_connector_and_capability_vectors_shape(lora_model):
-    assert lora_model.connector.in_features == lora_model.encoder.dim == 32
+    assert lora_model.encoder.dim == 32 and lora_model.connector.score_features == 8
+    assert lora_model.connector.in_features == 32 + 8
     assert lora_model.connector.out_features == TINY_HIDDEN
     with torch.no_grad():
-        vectors = lora_model.capability_vectors(["The model achieves 50% on the task of 'x'.", "another line"])
+        vectors = lora_model.capability_vectors(["The model achieves 50% on the task of 'x'.", "another line"],
+                                                torch.tensor([0.5, 0.2]))
     assert vectors.shape == (2, TINY_HIDDEN)
     assert torch.isfinite(vectors).all()
+
+
+def test_score_thresholds_are_monotone_and_bounded():
+    scores = torch.linspace(0, 1, 21)
+    features = score_thresholds(scores, 8)
+    assert features.shape == (21, 8)
+    assert (features.diff(dim=0) >= 0).all()  # every feature grows with the score: order survives
+    assert (features.norm(dim=1) <= 1.0 + 1e-6).all()  # no larger than a normalised line embedding
+    assert features[0].norm() < 0.15 and features[-1].norm() > 0.9
+    # feature k switches on around its threshold (k + 0.5) / 8
+    assert features[scores == 0.5][0, 3] > 0.5 / 8 ** 0.5 > features[scores == 0.5][0, 4]
+
+
+@torch.no_grad()
+def test_connector_reads_the_score_next_to_the_line(lora_model, make_router_model, tiny_config):
+    line = ["The model achieves 50% on the task of 'algebra'."] * 3
+    vectors = lora_model.capability_vectors(line, torch.tensor([0.2, 0.5, 0.8]))
+    assert not torch.allclose(vectors[0], vectors[1]) and not torch.allclose(vectors[1], vectors[2])
+    embedding = lora_model.encoder.encode_text(line[:1])
+    features = score_thresholds(torch.tensor([0.8]), 8)
+    expected = torch.cat([embedding, features], dim=1) @ lora_model.connector.weight.T + lora_model.connector.bias
+    torch.testing.assert_close(vectors[2:], expected)
+    # score_features=0: the paper's connector, the line's embedding only; the score is ignored
+    plain = make_router_model(config=dataclasses.replace(tiny_config, score_features=0))
+    assert plain.connector.in_features == plain.encoder.dim
+    torch.testing.assert_close(plain.capability_vectors(line[:1], torch.tensor([0.1])),
+                               plain.capability_vectors(line[:1], torch.tensor([0.9])))
 
 
 @torch.no_grad()
@@ -209,7 +239,7 @@ def test_sampling_and_model_weights():
 def _loss(model):
     lines = ["The model achieves 40% on average over all 2 tasks.", "The model achieves 80% on the task of 'algebra'.",
              "The model achieves 60% on average over all 2 tasks.", "The model achieves 10% on the task of 'algebra'."]
-    vectors = model.capability_vectors(lines)
+    vectors = model.capability_vectors(lines, torch.tensor([0.4, 0.8, 0.6, 0.1]))
     segments = vectors.reshape(1, 2, 2, -1)
     logits = model.score([model.instruction_ids(INSTRUCTIONS[0])], segments)
     return pointwise_loss(logits, torch.tensor([[1.0, 0.0]]), torch.ones(1), torch.ones(2))

@@ -11,8 +11,8 @@ import torch
 
 from conftest import instructions_for
 from mmrouter.errors import ConfigError, InputError
-from mmrouter.model_sat import (ModelSATRouter, build_segments, capability_lines, related_tasks, segment_indices,
-                                task_texts)
+from mmrouter.model_sat import (ModelSATRouter, build_segments, capability_lines, capability_scores, related_tasks,
+                                segment_indices, task_texts)
 from mmrouter.routers import ROUTER_REGISTRY, Instruction
 
 FOLDER_CONTENTS = {"config.json", "connector.safetensors", "llm_adapter", "encoder_adapter", "capabilities.json",
@@ -74,6 +74,12 @@ def test_capability_lines_order(mmlu_slice):
     assert len(lines) == 2 * per
     assert lines[0] == mmlu_slice.capabilities[0].overall_line and lines[per] == mmlu_slice.capabilities[1].overall_line
     assert lines[1:per] == list(mmlu_slice.capabilities[0].lines)
+    scores = capability_scores(mmlu_slice.capabilities[:2])
+    assert scores.shape == (2 * per,)
+    assert scores[0] == pytest.approx(mmlu_slice.capabilities[0].overall)
+    assert scores[per + 1:].tolist() == pytest.approx(list(mmlu_slice.capabilities[1].accuracies))
+    for line, score in zip(lines, scores.tolist()):  # each line states its own score
+        assert f" {round(100 * score)}% " in line
     assert task_texts(mmlu_slice.aptitude) == [", ".join(t.keywords) for t in mmlu_slice.aptitude.tasks]
 
 

@@ -290,3 +290,16 @@ def test_bad_question_line_names_file_and_line(tmp_path, data_copy):
     with pytest.raises(ValueError, match="query_id") as caught:
         load_zoo(spec)
     assert "queries.jsonl:3" in str(caught.value)
+
+
+@pytest.mark.parametrize("content, problem", [("{not json", "is not valid JSON"),
+                                              ('["a", "list"]', "is not a JSON object of model name -> metadata"),
+                                              ('{"gemma-7b": 7}', "is not a JSON object of model name -> metadata")])
+def test_bad_models_json_names_the_spec_field_and_file(tmp_path, data_copy, content, problem):
+    (data_copy / "models.json").write_text(content, encoding="utf-8")
+    spec = write_spec(tmp_path, HEAD + "models: ../data/models.json\ncandidates:\n" + CANDIDATE)
+    with pytest.raises(SpecError) as caught:
+        load_zoo(spec)
+    message = str(caught.value)
+    assert caught.value.field == "models" and str(spec) in message and "models.json" in message
+    assert problem in message and "Fix:" in message
