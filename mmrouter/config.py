@@ -5,6 +5,7 @@ A recipe YAML sets any subset of these fields; ``key=value`` overrides on the co
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,8 @@ from omegaconf import MISSING, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from .errors import ConfigError
+
+_RUN_NAME = re.compile(r"[A-Za-z0-9._-]+")
 
 
 @dataclass
@@ -129,6 +132,13 @@ class RecipeConfig:
     def __post_init__(self):
         if self.precision not in ("auto", "bf16", "no"):
             raise ConfigError(f"precision must be 'auto', 'bf16' or 'no', got {self.precision!r}")
+        # The run folder output_dir/name is replaced at the end of a run: a name that is a path ('.', '..', 'a/b',
+        # '/abs') would replace some other folder.
+        if not _RUN_NAME.fullmatch(self.name) or set(self.name) == {"."}:
+            raise ConfigError(f"name {self.name!r} cannot name a run folder; use letters, digits, '.', '_' or '-' "
+                              "(e.g. name=my_run), without '/'")
+        if Path(self.output_dir).exists() and not Path(self.output_dir).is_dir():
+            raise ConfigError(f"output_dir {self.output_dir!r} is a file; give a folder for run folders (e.g. output_dir=runs)")
 
 
 def load_recipe(path: str | Path, overrides: list[str] | None = None) -> tuple[RecipeConfig, Path]:

@@ -220,7 +220,13 @@ class ModelSATRouter(Router):
             raise ConfigError(f"router folder {folder} has format {config.get('format_version')}, "
                               f"this mmrouter reads {FORMAT_VERSION}")
         model_config = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(RouterModelConfig), config["model"]))
-        model = RouterModel.load_parts(model_config, folder)
+        try:
+            model = RouterModel.load_parts(model_config, folder)
+        except (ConfigError, KeyError):
+            raise  # already name the model path or registry entry at fault
+        except Exception as error:  # safetensors and peft raise their own types for damaged weight files
+            raise ConfigError(f"router folder {folder}: its weights cannot be loaded ({type(error).__name__}: {error}); "
+                              "retrain or recopy the folder") from error
         dtype = getattr(torch, config["autocast_dtype"]) if config.get("autocast_dtype") else None
         return cls(model, test, capabilities, perturbations=config["perturbations"], seed=config["seed"],
                    batch_size=config.get("batch_size", 8), autocast_dtype=dtype)

@@ -17,7 +17,8 @@ from .aptitude import select_aptitude_test
 from .capability import capability_representation
 from .config import RecipeConfig, to_plain
 from .embedding_cache import EmbeddingCache
-from .encoders import embed_texts
+from .encoders import ENCODER_REGISTRY, embed_texts
+from .errors import SpecError
 from .evaluation import evaluate, markdown_table, plot_accuracy, write_json
 from .instructions import question_instruction
 from .model import RouterModel
@@ -67,7 +68,12 @@ def run_recipe(config: RecipeConfig, recipe_dir: Path, progress: bool = True) ->
     torch.manual_seed(config.seed)
     precision = resolve_precision(config.precision)
     logger.info("precision: %s", "bf16 autocast" if precision == "bf16" else "float32")
-    zoo = load_zoo(recipe_dir / config.zoo)
+    ENCODER_REGISTRY.get(config.model.encoder)  # an unknown name fails now, not after the data work
+    zoo_path = (recipe_dir / config.zoo).resolve()
+    zoo = load_zoo(zoo_path)
+    if not zoo.questions:
+        raise SpecError(zoo_path, "questions", "a recipe trains on recorded results and this zoo has no question bank",
+                        "add 'questions: PATH/queries.jsonl' (relative to the spec file)")
     split = split_questions(zoo.scores, test_size=config.split.test_size,
                             aptitude_pool_size=config.split.aptitude_pool_size,
                             max_train_questions=config.split.max_train_questions, seed=config.seed,
@@ -128,7 +134,10 @@ def run_recipe(config: RecipeConfig, recipe_dir: Path, progress: bool = True) ->
     try:
         from omegaconf import OmegaConf
 
-        OmegaConf.save(OmegaConf.create(to_plain(config)), staging / "config.yaml")
+        # The zoo path is saved absolute so that `mmrouter run RUN_FOLDER/config.yaml` runs the same job again.
+        used = to_plain(config)
+        used["zoo"] = str(zoo_path)
+        OmegaConf.save(OmegaConf.create(used), staging / "config.yaml")
         router.save_pretrained(staging / "router")
         write_json(staging / "training_log.json", history)
         write_json(staging / "test_scores.json", {"query_ids": [q.query_id for q in test_questions],

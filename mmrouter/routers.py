@@ -26,7 +26,8 @@ class Instruction:
         if not isinstance(self.text, str):
             raise InputError(f"instruction text must be a string, got {type(self.text).__name__}")
         if not self.text.strip() and self.image is None:
-            raise InputError("instruction text is empty; pass the user's instruction as text=...")
+            raise InputError("instruction text is empty; give the user's instruction "
+                             "(text=... in Python, the TEXT argument of `mmrouter route`)")
 
 
 @dataclass(frozen=True)

@@ -112,9 +112,16 @@ class RecordedResults(ResultSource):
         return out
 
 
+def _not_utf8(path: Path, error: UnicodeDecodeError) -> DataError:
+    return DataError(f"{path}: not UTF-8 text (byte {error.start}: {error.reason}); save the file as UTF-8")
+
+
 def _csv_header(path: Path) -> list[str]:
-    with open(path, newline="", encoding="utf-8") as handle:
-        header = next(csv.reader(handle), None)
+    try:
+        with open(path, newline="", encoding="utf-8") as handle:
+            header = next(csv.reader(handle), None)
+    except UnicodeDecodeError as error:
+        raise _not_utf8(path, error) from error
     if not header or len(header) < 2:
         raise DataError(f"{path}: the scores file is empty or has no model columns; "
                         "its first line must be 'query_id,MODEL_A,MODEL_B,...'")
@@ -122,6 +129,13 @@ def _csv_header(path: Path) -> list[str]:
 
 
 def _read_scores(path: Path) -> dict:
+    try:
+        return _parse_scores(path)
+    except UnicodeDecodeError as error:
+        raise _not_utf8(path, error) from error
+
+
+def _parse_scores(path: Path) -> dict:
     with open(path, newline="", encoding="utf-8") as handle:
         reader = csv.reader(handle)
         header = next(reader)
@@ -158,6 +172,13 @@ def _existing_file(spec_path: Path, value: Any, field_name: str) -> Path:
 
 
 def read_questions(path: Path) -> list[Question]:
+    try:
+        return _parse_questions(path)
+    except UnicodeDecodeError as error:
+        raise _not_utf8(path, error) from error
+
+
+def _parse_questions(path: Path) -> list[Question]:
     questions = []
     with open(path, encoding="utf-8") as handle:
         for line_number, line in enumerate(handle, start=1):

@@ -106,6 +106,7 @@ def test_missing_required_and_bad_yaml(tmp_path):
     ("train.choice_weight=-1", "choice_weight"),
     ("model.encoder_lora.r=0", "LoRA settings"),
     ("model.encoder_lora.layers=[-1]", "layer indices"),
+    ("model.score_features=-1", "score_features"),
 ])
 def test_invalid_values(override, needle):
     with pytest.raises(ConfigError, match=needle):
@@ -178,3 +179,40 @@ def test_cli_run_takes_overrides_after_flags(monkeypatch, capsys):
     assert "stop here" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["run", str(DEFAULT), "--bogus-flag"])
+
+
+@pytest.mark.parametrize("name", [".", "..", "a/b", "/tmp/abs", "run name", "../up"])
+def test_run_name_that_is_a_path_is_refused_before_anything_is_touched(tmp_path, name, capsys):
+    # The run folder output_dir/name is replaced at the end of a run: '..' would replace output_dir's parent.
+    output = tmp_path / "out"
+    precious = output / "precious_run"
+    precious.mkdir(parents=True)
+    with pytest.raises(ConfigError, match="cannot name a run folder"):
+        load_recipe(DEFAULT, [f"name={name}", f"output_dir={output}"])
+    assert main(["run", str(DEFAULT), f"name={name}", f"output_dir={output}"]) == 2
+    assert "cannot name a run folder" in capsys.readouterr().err
+    assert precious.is_dir() and [p.name for p in output.iterdir()] == ["precious_run"]
+
+
+def test_output_dir_that_is_a_file_is_refused(tmp_path):
+    a_file = tmp_path / "afile"
+    a_file.write_text("x", encoding="utf-8")
+    with pytest.raises(ConfigError, match="output_dir .* is a file"):
+        load_recipe(DEFAULT, [f"output_dir={a_file}"])
+
+
+def test_unknown_encoder_and_spec_without_questions_fail_before_training(tmp_path, repo_root):
+    from mmrouter.errors import SpecError
+    from mmrouter.recipe import run_recipe
+
+    config, recipe_dir = load_recipe(DEFAULT, ["model.encoder=clip", f"output_dir={tmp_path}"])
+    with pytest.raises(KeyError, match="unknown encoder 'clip'; known encoders: hf-text"):
+        run_recipe(config, recipe_dir, progress=False)
+    spec = tmp_path / "no_questions.yaml"
+    spec.write_text(f"name: nq\nscores: {repo_root / 'data/mmlu_pro/scores.csv'}\ncandidates:\n"
+                    "  - name: gemma-7b\n    results: {type: recorded}\n", encoding="utf-8")
+    config, recipe_dir = load_recipe(DEFAULT, [f"zoo={spec}", f"output_dir={tmp_path / 'runs'}"])
+    with pytest.raises(SpecError, match="field 'questions'.*no question bank") as caught:
+        run_recipe(config, recipe_dir, progress=False)
+    assert str(spec) in str(caught.value)
+    assert not (tmp_path / "runs").exists()

@@ -70,3 +70,14 @@ def test_saved_router_reloads_and_routes_like_the_run(miniature_run):
     assert list(decision.scores) == saved["candidates"]
     # The run scored a padded batch of 8 (and maybe in bf16); one instruction alone differs only by rounding.
     np.testing.assert_allclose(list(decision.scores.values()), saved["model_sat"][0], atol=1e-3)
+
+
+def test_saved_config_runs_the_same_job_again(miniature_run):
+    from dataclasses import asdict
+
+    original, _ = load_recipe(ROOT / "recipes" / "default.yaml", MINIATURE)
+    saved, saved_dir = load_recipe(miniature_run.folder / "config.yaml")
+    assert (saved_dir / saved.zoo).resolve() == (ROOT / "zoo_specs" / "mmlu_pro_small.yaml").resolve()
+    for part in ("split", "aptitude", "model", "train", "eval"):
+        assert asdict(getattr(saved, part)) == asdict(getattr(original, part)), part
+    assert (saved.name, saved.seed) == ("e2e", original.seed)

@@ -150,6 +150,14 @@ def test_corrupt_json(router_copy, file, content):
     assert str(router_copy) in str(caught.value)
 
 
+@pytest.mark.parametrize("file", ["connector.safetensors", "llm_adapter/adapter_model.safetensors"])
+def test_corrupt_weights_file(router_copy, file):
+    (router_copy / file).write_bytes(b"\x00garbage, not a safetensors file")
+    with pytest.raises(ConfigError, match="its weights cannot be loaded") as caught:
+        ModelSATRouter.from_pretrained(router_copy)
+    assert str(router_copy) in str(caught.value) and "retrain or recopy" in str(caught.value)
+
+
 def test_corrupt_json_names_the_file(router_copy):
     (router_copy / "capabilities.json").write_text("{broken")
     with pytest.raises(ConfigError, match="capabilities.json is corrupt"):

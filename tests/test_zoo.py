@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from conftest import ZOO_SPECS
-from mmrouter.errors import SpecError
+from mmrouter.errors import DataError, SpecError
 from mmrouter.zoo import RESULT_SOURCE_REGISTRY, load_zoo
 
 MMLU = ZOO_SPECS.parent / "data" / "mmlu_pro"
@@ -303,3 +303,13 @@ def test_bad_models_json_names_the_spec_field_and_file(tmp_path, data_copy, cont
     message = str(caught.value)
     assert caught.value.field == "models" and str(spec) in message and "models.json" in message
     assert problem in message and "Fix:" in message
+
+
+@pytest.mark.parametrize("file_name", ["scores.csv", "queries.jsonl"])
+def test_file_that_is_not_utf8_is_a_data_error(tmp_path, data_copy, file_name):
+    path = data_copy / file_name
+    path.write_bytes(path.read_bytes() + b"\xff\xfe broken \x81\n")
+    spec = write_spec(tmp_path, HEAD + "candidates:\n" + CANDIDATE)
+    with pytest.raises(DataError, match="not UTF-8 text") as caught:
+        load_zoo(spec)
+    assert file_name in str(caught.value) and "save the file as UTF-8" in str(caught.value)
