@@ -9,9 +9,10 @@ import csv
 import json
 import logging
 import math
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator, TextIO
 
 import numpy as np
 import yaml
@@ -112,16 +113,20 @@ class RecordedResults(ResultSource):
         return out
 
 
-def _not_utf8(path: Path, error: UnicodeDecodeError) -> DataError:
-    return DataError(f"{path}: not UTF-8 text (byte {error.start}: {error.reason}); save the file as UTF-8")
+@contextmanager
+def _open_utf8(path: Path, newline: str | None = None) -> Iterator[TextIO]:
+    """Open a data file as UTF-8 text; a bad byte, wherever reading meets it, is a DataError naming the file."""
+    with open(path, newline=newline, encoding="utf-8") as handle:
+        try:
+            yield handle
+        except UnicodeDecodeError as error:
+            raise DataError(f"{path}: not UTF-8 text (byte {error.start}: {error.reason}); "
+                            "save the file as UTF-8") from error
 
 
 def _csv_header(path: Path) -> list[str]:
-    try:
-        with open(path, newline="", encoding="utf-8") as handle:
-            header = next(csv.reader(handle), None)
-    except UnicodeDecodeError as error:
-        raise _not_utf8(path, error) from error
+    with _open_utf8(path, newline="") as handle:
+        header = next(csv.reader(handle), None)
     if not header or len(header) < 2:
         raise DataError(f"{path}: the scores file is empty or has no model columns; "
                         "its first line must be 'query_id,MODEL_A,MODEL_B,...'")
@@ -129,14 +134,7 @@ def _csv_header(path: Path) -> list[str]:
 
 
 def _read_scores(path: Path) -> dict:
-    try:
-        return _parse_scores(path)
-    except UnicodeDecodeError as error:
-        raise _not_utf8(path, error) from error
-
-
-def _parse_scores(path: Path) -> dict:
-    with open(path, newline="", encoding="utf-8") as handle:
+    with _open_utf8(path, newline="") as handle:
         reader = csv.reader(handle)
         header = next(reader)
         rows = {}
@@ -172,15 +170,8 @@ def _existing_file(spec_path: Path, value: Any, field_name: str) -> Path:
 
 
 def read_questions(path: Path) -> list[Question]:
-    try:
-        return _parse_questions(path)
-    except UnicodeDecodeError as error:
-        raise _not_utf8(path, error) from error
-
-
-def _parse_questions(path: Path) -> list[Question]:
     questions = []
-    with open(path, encoding="utf-8") as handle:
+    with _open_utf8(path) as handle:
         for line_number, line in enumerate(handle, start=1):
             if not line.strip():
                 continue
