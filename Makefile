@@ -25,6 +25,7 @@ test: setup
 bench: setup
 	$(BIN)/python benchmarks/route_latency.py
 	$(BIN)/python benchmarks/default_recipe.py
+	$(BIN)/python benchmarks/routing_signal.py
 
 clean:
 	rm -rf $(VENV) runs
