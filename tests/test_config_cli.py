@@ -201,13 +201,19 @@ def test_output_dir_that_is_a_file_is_refused(tmp_path):
         load_recipe(DEFAULT, [f"output_dir={a_file}"])
 
 
-def test_unknown_encoder_and_spec_without_questions_fail_before_training(tmp_path, repo_root):
+def test_unknown_encoder_and_spec_without_questions_fail_before_training(tmp_path, repo_root, monkeypatch):
+    from mmrouter import recipe
     from mmrouter.errors import SpecError
     from mmrouter.recipe import run_recipe
 
     config, recipe_dir = load_recipe(DEFAULT, ["model.encoder=clip", f"output_dir={tmp_path}"])
-    with pytest.raises(KeyError, match="unknown encoder 'clip'; known encoders: hf-text"):
-        run_recipe(config, recipe_dir, progress=False)
+    with monkeypatch.context() as patch:
+        def no_data_work(path):
+            raise AssertionError("the zoo was loaded before the encoder name was checked")
+
+        patch.setattr(recipe, "load_zoo", no_data_work)
+        with pytest.raises(KeyError, match="unknown encoder 'clip'; known encoders: hf-text"):
+            run_recipe(config, recipe_dir, progress=False)
     spec = tmp_path / "no_questions.yaml"
     spec.write_text(f"name: nq\nscores: {repo_root / 'data/mmlu_pro/scores.csv'}\ncandidates:\n"
                     "  - name: gemma-7b\n    results: {type: recorded}\n", encoding="utf-8")
